@@ -1,0 +1,9 @@
+"""pytest-grokeval: regression-test LLM prompts against xAI's Grok API as pytest items."""
+
+from __future__ import annotations
+
+from .checks import ExpectError, expect
+from .data import Completion, Usage
+
+__version__ = "0.1.0"
+__all__ = ["Completion", "ExpectError", "Usage", "expect"]

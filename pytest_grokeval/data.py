@@ -1,0 +1,138 @@
+"""The values that flow through a run: requests, completions and fetch errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# Bump when the fingerprint's inputs change shape, so that old recordings read as stale.
+FINGERPRINT_VERSION = 1
+
+
+def canonical_json(value: Any) -> str:
+    """Compact, key-sorted JSON: the one serialisation fingerprints are computed from."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to send: what the model sees, plus which sample of a repeat it is."""
+
+    model: str
+    messages: tuple[dict[str, Any], ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    sample: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        """A short stable hash of everything that changes the answer."""
+        return _fingerprint(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The parts of the request the fingerprint covers, as plain JSON data."""
+        return {
+            "model": self.model,
+            "messages": list(self.messages),
+            "params": self.params,
+            "sample": self.sample,
+        }
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``chat.completions.create``."""
+        return {**self.params, "model": self.model, "messages": list(self.messages)}
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChatRequest) and other.fingerprint == self.fingerprint
+
+
+def _fingerprint(request: ChatRequest) -> str:
+    payload = canonical_json({"v": FINGERPRINT_VERSION, **request.identity()})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the API reported them (reasoning tokens are outside completion on xAI)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def output_tokens(self) -> int:
+        """Billable output: completion plus reasoning, whichever convention the API uses."""
+        return max(self.total_tokens - self.prompt_tokens, self.completion_tokens)
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cached_tokens": self.cached_tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Usage:
+        return cls(**{k: int(data.get(k) or 0) for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A response to check: the value of the ``grok_response`` fixture and of every YAML item."""
+
+    text: str
+    finish_reason: str | None
+    model: str
+    usage: Usage
+    latency_ms: float
+    cost_usd: float | None
+    replayed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "model": self.model,
+            "usage": self.usage.to_json(),
+            "latency_ms": round(self.latency_ms, 1),
+            "cost_usd": self.cost_usd,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool) -> Completion:
+        return cls(
+            text=str(data["text"]),
+            finish_reason=data.get("finish_reason"),
+            model=str(data.get("model") or ""),
+            usage=Usage.from_json(data.get("usage") or {}),
+            latency_ms=float(data.get("latency_ms") or 0.0),
+            cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),
+            replayed=replayed,
+        )
+
+
+@dataclass(frozen=True)
+class FetchError:
+    """Why a request produced no completion; fails only the items that needed it."""
+
+    message: str
+    status: int | None = None
+    kind: str = "api"  # api | timeout | connection | malformed | missing | interrupted | fatal
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "status": self.status, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FetchError:
+        return cls(message=str(data["message"]), status=data.get("status"), kind=data["kind"])
+
+
+Outcome = Completion | FetchError

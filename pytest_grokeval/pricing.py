@@ -1,0 +1,57 @@
+"""Cost of a completion: the API's own figure when it sends one, else a dated price table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .data import Usage
+
+# xAI reports `usage.cost_in_usd_ticks` on chat completions; one US dollar is 1e10 ticks.
+TICKS_PER_USD = 10_000_000_000
+
+# USD per million tokens: input, cached input, output. Used only when the API sends no cost.
+# Source: xAI's models page as read on 2026-11-01 (see shared/research/api-client.md §1.1).
+PRICES_AS_OF = "2026-11-01"
+
+
+@dataclass(frozen=True)
+class Price:
+    input: float
+    cached_input: float
+    output: float
+
+
+PRICES: dict[str, Price] = {
+    "grok-4.3": Price(1.25, 0.20, 2.50),
+    "grok-4.20-0309-reasoning": Price(1.25, 0.20, 2.50),
+    "grok-4.20-0309-non-reasoning": Price(1.25, 0.20, 2.50),
+    "grok-4.20-multi-agent-0309": Price(2.00, 0.20, 6.00),
+    "grok-build-0.1": Price(1.00, 1.00, 2.00),
+    "grok-3-mini": Price(0.30, 0.075, 0.50),
+}
+# Retired names redirect to grok-4.3 and are billed at its price (xAI, 2026-05-15).
+FALLBACK_PRICE = PRICES["grok-4.3"]
+
+
+def price_for(model: str) -> Price:
+    """The table price for a model, falling back to grok-4.3's for unknown or retired names."""
+    return PRICES.get(model, FALLBACK_PRICE)
+
+
+def cost_from_usage(model: str, usage: Usage, cost_ticks: int | None) -> float:
+    """The cost in USD: exact from ticks when given, else estimated from the price table."""
+    if cost_ticks is not None:
+        return cost_ticks / TICKS_PER_USD
+    price = price_for(model)
+    uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
+    return (
+        uncached * price.input
+        + usage.cached_tokens * price.cached_input
+        + usage.output_tokens * price.output
+    ) / 1_000_000
+
+
+def estimate_cost(model: str, prompt_chars: int, max_tokens: int) -> float:
+    """An upper-bound guess before sending: four characters a token, every output token used."""
+    price = price_for(model)
+    return ((prompt_chars / 4) * price.input + max_tokens * price.output) / 1_000_000

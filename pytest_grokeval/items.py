@@ -1,0 +1,126 @@
+"""The pytest nodes: a YAML suite file and one item per case, vars choice and model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+from .checks import failure_message, run_checks
+from .data import Completion, FetchError
+from .messages import describe_response
+from .run import GrokRun, Need
+from .suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
+
+RUN_KEY = pytest.StashKey[GrokRun]()
+
+
+class GrokFailure(Exception):
+    """A failed item: its message is the whole failure text, shown without a traceback."""
+
+
+class SuiteFile(pytest.File):
+    """A YAML file matching grok_files; collects nothing unless its top level has `cases`."""
+
+    def collect(self) -> Iterator[GrokItem]:
+        run = self.config.stash[RUN_KEY]
+        try:
+            suite = load_suite(self.path, default_model=run.settings.model)
+        except SuiteError as exc:
+            raise self.CollectError(exc.format(run.display(self.path))) from None
+        if suite is None:
+            return
+        run.collected[self.path] = {
+            (spec.name, request.sample) for spec in suite.items for request in spec.requests
+        }
+        for spec in suite.items:
+            item = GrokItem.from_parent(self, name=spec.name, spec=spec)
+            for mark in spec.marks:
+                item.add_marker(_marker(self.config, run.marks, mark))
+            item.extra_keyword_matches.update(spec.tags)
+            yield item
+
+
+def _marker(config: pytest.Config, registered: set[str], mark: MarkSpec) -> pytest.MarkDecorator:
+    # Marks named in YAML are registered so that --strict-markers accepts them and -m finds them.
+    if mark.name not in ("skip", "xfail") and mark.name not in registered:
+        config.addinivalue_line("markers", f"{mark.name}: set in a grokeval YAML suite")
+        registered.add(mark.name)
+    decorator: pytest.MarkDecorator = getattr(pytest.mark, mark.name)
+    return decorator(**mark.kwargs) if mark.kwargs else decorator
+
+
+class GrokItem(pytest.Item):
+    """Checks the already-fetched responses of one case against its expectations."""
+
+    def __init__(self, *, spec: CaseItemSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def needs(self) -> list[Need]:
+        return [Need(self.nodeid, self.spec.name, self.path, r) for r in self.spec.requests]
+
+    def runtest(self) -> None:
+        run = self.config.stash[RUN_KEY]
+        outcomes = [run.outcome(self.nodeid, r.sample) for r in self.spec.requests]
+        errors = [o for o in outcomes if isinstance(o, FetchError)]
+        if errors:
+            raise GrokFailure(_fetch_failure(errors))
+        completions = [o for o in outcomes if isinstance(o, Completion)]
+        self._record_properties(completions)
+        for completion in completions:
+            self.add_report_section("call", "grok response", describe_response(completion, 4000))
+        messages = []
+        for completion in completions:
+            message = failure_message(run_checks(self.spec.checks, completion), completion)
+            if message is not None:
+                messages.append(message)
+        if messages:
+            raise GrokFailure("\n\n".join(messages))
+
+    def _record_properties(self, completions: list[Completion]) -> None:
+        first = completions[0]
+        self.user_properties += [
+            ("grok_model", first.model),
+            ("grok_latency_ms", round(max(c.latency_ms for c in completions), 1)),
+            ("grok_tokens", sum(c.usage.total_tokens for c in completions)),
+            ("grok_cost_usd", round(sum(c.cost_usd or 0.0 for c in completions), 8)),
+            ("grok_replayed", all(c.replayed for c in completions)),
+        ]
+
+    def repr_failure(
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        if isinstance(excinfo.value, GrokFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int, str]:
+        return self.path, self.spec.line, f"grok case: {self.spec.name}"
+
+
+def _fetch_failure(errors: list[FetchError]) -> str:
+    first = errors[0]
+    lead = {
+        "missing": "no recorded response",
+        "recording": "unreadable recordings",
+        "timeout": "request timed out",
+        "budget": "request not sent",
+        "interrupted": "request not sent",
+    }.get(first.kind, "request failed")
+    more = f" (and {len(errors) - 1} more samples)" if len(errors) > 1 else ""
+    return f"{lead}: {first.message}{more}"
+
+
+def statically_skipped(item: pytest.Item) -> bool:
+    """Items that will be skipped without running: their requests are never sent."""
+    if item.get_closest_marker("skip") is not None:
+        return True
+    for mark in item.iter_markers("skipif"):
+        conditions = mark.args or (mark.kwargs.get("condition"),)
+        if any(c is True for c in conditions):
+            return True
+    xfail = item.get_closest_marker("xfail")
+    return xfail is not None and xfail.kwargs.get("run", True) is False

@@ -1,0 +1,259 @@
+"""Recordings: one reviewable JSON file per suite file, read for replay and written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .data import ChatRequest, Completion, canonical_json
+
+FORMAT_VERSION = 1
+DIRNAME = "__recordings__"
+MODES = ("none", "new", "all", "rewrite")
+NOTE = (
+    "Recorded by pytest-grokeval. Review changes in pull requests; "
+    "re-record with --grok-record=new (missing) or --grok-record=all (everything)."
+)
+
+
+
+class RecordingError(Exception):
+    """A recordings file that cannot be read: named, with the line where there is one."""
+
+
+def recordings_path(suite_path: Path) -> Path:
+    """Where a suite's recordings live: ``__recordings__/<stem>.json`` beside it."""
+    return suite_path.parent / DIRNAME / f"{suite_path.stem}.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    item: str
+    sample: int
+    fingerprint: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sample": self.sample,
+            "fingerprint": self.fingerprint,
+            "request": self.request,
+            "response": self.response,
+        }
+
+
+def _request_json(request: ChatRequest) -> dict[str, Any]:
+    return {"model": request.model, "messages": list(request.messages), "params": request.params}
+
+
+class RecordingStore:
+    """The recordings of one suite file: lookups for replay, changes queued until save()."""
+
+    def __init__(self, path: Path, entries: dict[tuple[str, int], Entry], note: str) -> None:
+        self.path = path
+        self._entries = entries
+        self._note = note
+        self._by_fingerprint = {e.fingerprint: e for e in entries.values()}
+        self._puts: dict[tuple[str, int], Entry] = {}
+        self._drops: set[tuple[str, int]] = set()
+
+    @classmethod
+    def load(cls, suite_path: Path) -> RecordingStore:
+        """Read a suite's recordings; a missing file is an empty store."""
+        path = recordings_path(suite_path)
+        entries, note = _read(path)
+        return cls(path, entries, note)
+
+    def keys(self) -> set[tuple[str, int]]:
+        return set(self._entries)
+
+    def lookup(self, item: str, request: ChatRequest) -> Completion | None:
+        """The recorded completion for this item's request, if the request is unchanged."""
+        entry = self._entries.get((item, request.sample))
+        if entry is None or entry.fingerprint != request.fingerprint:
+            # The same request recorded under another item name (a renamed case) still replays.
+            entry = self._by_fingerprint.get(request.fingerprint)
+        if entry is None:
+            return None
+        return Completion.from_json(entry.response, replayed=True)
+
+    def recorded_model(self, item: str, sample: int) -> str | None:
+        entry = self._entries.get((item, sample))
+        return None if entry is None else str(entry.response.get("model") or "") or None
+
+    def explain_miss(self, item: str, request: ChatRequest, display: str) -> str:
+        """Why replay found nothing, and the exact way to record it."""
+        how = "record it with XAI_API_KEY set and --grok-record=new"
+        entry = self._entries.get((item, request.sample))
+        if entry is None:
+            what = "sample " + str(request.sample) + " of " if request.sample else ""
+            return f"no recording of {what}{item!r} in {display}; {how}"
+        change = describe_change(entry.request, _request_json(request))
+        return f"the recording of {item!r} in {display} is stale: {change}; {how}"
+
+    def put(self, item: str, request: ChatRequest, completion: Completion) -> None:
+        entry = Entry(
+            item=item,
+            sample=request.sample,
+            fingerprint=request.fingerprint,
+            request=_request_json(request),
+            response=completion.to_json(),
+        )
+        self._puts[(item, request.sample)] = entry
+        self._drops.discard((item, request.sample))
+
+    def drop(self, key: tuple[str, int]) -> None:
+        self._drops.add(key)
+        self._puts.pop(key, None)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._puts or (self._drops & set(self._entries)))
+
+    def save(self) -> None:
+        """Apply queued changes to the file as it is now on disk, atomically, under a lock."""
+        if not self.changed:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(self.path.parent):
+            current, note = _read(self.path)
+            current.update(self._puts)
+            for key in self._drops:
+                current.pop(key, None)
+            _write_atomic(self.path, render(current, note or self._note))
+            self._entries = current
+            self._by_fingerprint = {e.fingerprint: e for e in current.values()}
+            self._puts.clear()
+            self._drops.clear()
+
+
+def render(entries: dict[tuple[str, int], Entry], note: str) -> str:
+    """Stable text: items sorted, samples in order, keys sorted, so diffs show only changes."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for key in sorted(entries):
+        grouped.setdefault(key[0], []).append(entries[key].to_json())
+    document = {"version": FORMAT_VERSION, "about": note, "entries": grouped}
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _read(path: Path) -> tuple[dict[tuple[str, int], Entry], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, NOTE
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read recordings: {exc.strerror}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordingError(
+            f"{path}:{exc.lineno}: malformed recordings file: {exc.msg} (column {exc.colno}); "
+            "fix it by hand or delete it and re-record with --grok-record=new"
+        ) from exc
+    return _parse(path, document)
+
+
+def _parse(path: Path, document: Any) -> tuple[dict[tuple[str, int], Entry], str]:
+    def bad(message: str) -> RecordingError:
+        return RecordingError(
+            f"{path}: malformed recordings file: {message}; "
+            "fix it by hand or delete it and re-record with --grok-record=new"
+        )
+
+    if not isinstance(document, dict) or not isinstance(document.get("entries"), dict):
+        raise bad("the top level must be an object with an 'entries' object")
+    if document.get("version") != FORMAT_VERSION:
+        raise bad(f"unsupported version {document.get('version')!r} (expected {FORMAT_VERSION})")
+    entries: dict[tuple[str, int], Entry] = {}
+    for item, samples in document["entries"].items():
+        if not isinstance(samples, list):
+            raise bad(f"entry {item!r} must be a list of samples")
+        for raw in samples:
+            if not isinstance(raw, dict):
+                raise bad(f"a sample of {item!r} is not an object")
+            missing = [k for k in ("sample", "fingerprint", "request", "response") if k not in raw]
+            if missing:
+                raise bad(f"a sample of {item!r} has no {', '.join(map(repr, missing))}")
+            response = raw["response"]
+            if not isinstance(response, dict) or not isinstance(response.get("text"), str):
+                raise bad(f"sample {raw['sample']!r} of {item!r} has no response 'text'")
+            sample = raw["sample"]
+            if not isinstance(sample, int) or isinstance(sample, bool):
+                raise bad(f"sample {sample!r} of {item!r} is not an integer")
+            entries[(item, sample)] = Entry(
+                item, sample, str(raw["fingerprint"]), raw["request"], response
+            )
+    note = document.get("about")
+    return entries, note if isinstance(note, str) else NOTE
+
+
+def describe_change(recorded: Any, current: dict[str, Any]) -> str:
+    """Name the part of the request that changed since it was recorded."""
+    if not isinstance(recorded, dict):
+        return "the recorded request is unreadable"
+    if recorded.get("model") != current["model"]:
+        return f"the model changed from {recorded.get('model')!r} to {current['model']!r}"
+    old_messages = recorded.get("messages") or []
+    new_messages = current["messages"]
+    if old_messages != new_messages:
+        for index, (old, new) in enumerate(zip(old_messages, new_messages, strict=False)):
+            if old != new:
+                role = new.get("role", "?") if isinstance(new, dict) else "?"
+                what = "prompt" if role == "user" else f"{role} message"
+                return (
+                    f"the {what} (message {index + 1}) changed: "
+                    f"recorded {_content(old)!r}, now {_content(new)!r}"
+                )
+        return f"the number of messages changed from {len(old_messages)} to {len(new_messages)}"
+    old_params = recorded.get("params") or {}
+    new_params = current["params"]
+    changed = sorted(
+        k for k in set(old_params) | set(new_params) if old_params.get(k) != new_params.get(k)
+    )
+    if changed:
+        parts = [
+            f"{k} {old_params.get(k, '(unset)')!r} -> {new_params.get(k, '(unset)')!r}"
+            for k in changed
+        ]
+        return "params changed: " + ", ".join(parts)
+    return "the request changed (fingerprint differs)"
+
+
+def _content(message: Any) -> str:
+    content = message.get("content") if isinstance(message, dict) else message
+    text = content if isinstance(content, str) else canonical_json(content)
+    return text if len(text) <= 120 else text[:57] + " ... " + text[-57:]
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Serialise writers of one folder across processes (xdist workers, parallel runs)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

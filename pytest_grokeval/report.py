@@ -1,0 +1,116 @@
+"""What the terminal shows: the header line, the live progress line and the summary block."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from .engine import EngineStats
+from .messages import plural
+from .options import Settings
+from .run import Counts
+
+# pytest's own "collecting ..." line refreshes at this rate.
+PROGRESS_INTERVAL = 0.5
+
+
+def header(settings: Settings, recordings: str) -> str:
+    """One line: mode, model, host, concurrency and where recordings live."""
+    why = ""
+    if not settings.record_explicit:
+        why = f" ({settings.api_key_env} set)" if settings.api_key else (
+            f" (no {settings.api_key_env}: replay only)"
+        )
+    return (
+        f"grokeval: record={settings.record}{why}, model={settings.model}, "
+        f"base_url={settings.base_host}, max_concurrent={settings.max_concurrent}, "
+        f"recordings={recordings}"
+    )
+
+
+class Progress:
+    """A throttled one-line display on a terminal; one final line elsewhere; silent under -q."""
+
+    def __init__(self, reporter: pytest.TerminalReporter | None, *, quiet: bool) -> None:
+        self._reporter = None if quiet else reporter
+        self._tty = bool(reporter is not None and reporter.isatty())
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, stats: EngineStats) -> None:
+        if self._reporter is None or not self._tty:
+            return
+        now = time.monotonic()
+        if now - self._last < PROGRESS_INTERVAL:
+            return
+        self._last = now
+        self._reporter.rewrite(f"grokeval: {self._line(stats)}", erase=True, bold=True)
+        self._shown = True
+
+    def finish(self, stats: EngineStats) -> None:
+        if self._reporter is None:
+            return
+        if self._shown:
+            self._reporter.rewrite("", erase=True)
+            self._reporter.write("\r")
+        elapsed = time.monotonic() - stats.started
+        failed = f", {stats.failed} failed" if stats.failed else ""
+        self._reporter.write_line(
+            f"grokeval: fetched {stats.done}/{plural(stats.total, 'request')} in {elapsed:.1f}s "
+            f"({plural(stats.retried, 'retry', 'retries')}{failed})"
+        )
+
+    @staticmethod
+    def _line(stats: EngineStats) -> str:
+        elapsed = time.monotonic() - stats.started
+        paused = stats.paused_until - time.monotonic()
+        pause = f", paused {paused:.1f}s (rate limited)" if paused > 0 else ""
+        return (
+            f"{stats.done}/{stats.total} done, {stats.in_flight} in flight, "
+            f"{plural(stats.retried, 'retry', 'retries')}, {elapsed:.1f}s{pause}"
+        )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+def summary_lines(
+    items: int, counts: Counts, stats: EngineStats, unused: Sequence[str], pruned: Sequence[str]
+) -> list[str]:
+    """The grokeval block of the terminal summary."""
+    lines = [
+        f"items: {items}",
+        f"requests: {stats.done} sent, {counts.replayed} replayed, "
+        f"{counts.deduplicated} deduplicated, {stats.retried} retried, {stats.failed} failed",
+    ]
+    if counts.missing:
+        lines.append(f"not recorded: {counts.missing} (see the failures for how to record them)")
+    if stats.done:
+        lines.append(
+            f"tokens: {stats.prompt_tokens:,} in, {stats.output_tokens:,} out; "
+            f"cost ${stats.cost_usd:.4f}"
+        )
+    if stats.latencies_ms:
+        lat = stats.latencies_ms
+        lines.append(
+            f"latency: p50 {percentile(lat, 50):.0f} ms, p95 {percentile(lat, 95):.0f} ms, "
+            f"max {max(lat):.0f} ms"
+        )
+    lines.append(f"prefetch: {counts.prefetch_seconds:.2f}s wall")
+    for entry in pruned:
+        lines.append(f"dropped recording of deleted case {entry}")
+    if unused:
+        lines.append(
+            f"{plural(len(unused), 'unused recording')} (delete with --grok-record=rewrite):"
+        )
+        lines += [f"  {entry}" for entry in unused]
+    for warning in counts.drift:
+        lines.append(f"WARNING model drift: {warning}")
+    return lines

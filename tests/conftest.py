@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_grokeval.fake_grok import FakeGrok
+
+# A key-like secret: tests assert it never appears in output or recordings.
+API_KEY = "xai-TESTKEY-7f3a9c1e5b2d4f6a8c0e"
+
+
+@pytest.fixture
+def grok() -> Iterator[FakeGrok]:
+    """The project's fake Grok on 127.0.0.1, fresh for each test."""
+    with FakeGrok() as server:
+        yield server
+
+
+class Project:
+    """A pytester project wired to the fake server, with an API key in the environment."""
+
+    def __init__(self, pytester: pytest.Pytester, server: FakeGrok) -> None:
+        self.pytester = pytester
+        self.server = server
+        self.path = pytester.path
+
+    def suite(self, name: str, text: str) -> Path:
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        return path
+
+    def recording(self, suite: str) -> Path:
+        stem = Path(suite).stem
+        return self.path / Path(suite).parent / "__recordings__" / f"{stem}.json"
+
+    def args(self, *args: str) -> list[str]:
+        return ["--grok-base-url", self.server.url, "-p", "no:randomly", *args]
+
+    def run(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest(*self.args(*args))
+
+    def run_subprocess(self, *args: str, timeout: float = 120) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess(*self.args(*args), timeout=timeout)
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, grok: FakeGrok, monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    monkeypatch.setenv("XAI_API_KEY", API_KEY)
+    monkeypatch.delenv("XAI_BASE_URL", raising=False)
+    pytester.makeini("[pytest]\ngrok_retry_base_delay = 0.01\n")
+    return Project(pytester, grok)

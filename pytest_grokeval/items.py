@@ -58,27 +58,60 @@ class GrokItem(pytest.Item):
     def __init__(self, *, spec: CaseItemSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        self._samples: list[dict[str, Any]] = []
 
     def needs(self) -> list[Need]:
         return [Need(self.nodeid, self.spec.name, self.path, r) for r in self.spec.requests]
 
+    def result(self) -> dict[str, Any]:
+        """What reports show of this item; filled in by runtest, JSON-compatible."""
+        return {
+            "id": self.nodeid,
+            "suite": self.config.stash[RUN_KEY].display(self.path),
+            "line": self.spec.line + 1,
+            "name": self.spec.name,
+            "case_id": self.spec.case_id,
+            "repeat": self.spec.repeat,
+            "min_pass_rate": self.spec.min_pass_rate,
+            "samples": self._samples,
+        }
+
     def runtest(self) -> None:
         run = self.config.stash[RUN_KEY]
-        outcomes = [run.outcome(self.nodeid, r.sample) for r in self.spec.requests]
-        errors = [o for o in outcomes if isinstance(o, FetchError)]
-        if errors:
-            raise GrokFailure(_fetch_failure(errors))
-        completions = [o for o in outcomes if isinstance(o, Completion)]
-        self._record_properties(completions)
-        for completion in completions:
-            self.add_report_section("call", "grok response", describe_response(completion, 4000))
+        self._samples = []
         messages = []
-        for completion in completions:
-            message = failure_message(run_checks(self.spec.checks, completion), completion)
+        completions = []
+        for request in self.spec.requests:
+            outcome = run.outcome(self.nodeid, request.sample)
+            sample: dict[str, Any] = {
+                "sample": request.sample,
+                "fingerprint": request.fingerprint,
+                "request": request.identity(),
+            }
+            self._samples.append(sample)
+            if isinstance(outcome, FetchError):
+                sample["error"] = outcome.to_json()
+                continue
+            completions.append(outcome)
+            results = run_checks(self.spec.checks, outcome)
+            sample["response"] = {**outcome.to_json(), "replayed": outcome.replayed}
+            sample["checks"] = [
+                {"name": r.check.name, "passed": r.passed, "expected": r.expected, "got": r.got}
+                for r in results
+            ]
+            sample["passed"] = all(r.passed for r in results)
+            message = failure_message(results, outcome)
             if message is not None:
                 messages.append(message)
+        errors = [FetchError.from_json(s["error"]) for s in self._samples if "error" in s]
+        if errors:
+            raise GrokFailure(_fetch_failure(errors))
+        self._record_properties(completions)
         if messages:
             raise GrokFailure("\n\n".join(messages))
+        for completion in completions:
+            # Failures already show the response; passes show it under -rP.
+            self.add_report_section("call", "grok response", describe_response(completion, 4000))
 
     def _record_properties(self, completions: list[Completion]) -> None:
         first = completions[0]

@@ -81,3 +81,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("-", "grokeval")
     for line in lines:
         terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the item's result to its report: reports travel to the xdist controller."""
+    report = yield
+    if isinstance(item, GrokItem) and report.when == "call":
+        report.grokeval = item.result()  # type: ignore[attr-defined]
+    return report

@@ -12,6 +12,14 @@ from pytest_grokeval.fake_grok import FakeGrok
 API_KEY = "xai-TESTKEY-7f3a9c1e5b2d4f6a8c0e"
 
 
+# pytest-asyncio is installed for the test suite and warns in every inner run without this.
+INI = """
+[pytest]
+grok_retry_base_delay = 0.01
+asyncio_default_fixture_loop_scope = function
+"""
+
+
 @pytest.fixture
 def grok() -> Iterator[FakeGrok]:
     """The project's fake Grok on 127.0.0.1, fresh for each test."""
@@ -26,6 +34,8 @@ class Project:
         self.pytester = pytester
         self.server = server
         self.path = pytester.path
+        # Kept after the server stops: a run that then tried to send would fail to connect.
+        self.url = server.url
 
     def suite(self, name: str, text: str) -> Path:
         path = self.path / name
@@ -38,7 +48,7 @@ class Project:
         return self.path / Path(suite).parent / "__recordings__" / f"{stem}.json"
 
     def args(self, *args: str) -> list[str]:
-        return ["--grok-base-url", self.server.url, "-p", "no:randomly", *args]
+        return ["--grok-base-url", self.url, "-p", "no:randomly", *args]
 
     def run(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest(*self.args(*args))
@@ -53,5 +63,5 @@ def project(
 ) -> Project:
     monkeypatch.setenv("XAI_API_KEY", API_KEY)
     monkeypatch.delenv("XAI_BASE_URL", raising=False)
-    pytester.makeini("[pytest]\ngrok_retry_base_delay = 0.01\n")
+    pytester.makeini(INI)
     return Project(pytester, grok)

@@ -142,6 +142,7 @@ def _fetch_failure(errors: list[FetchError]) -> str:
         "timeout": "request timed out",
         "budget": "request not sent",
         "interrupted": "request not sent",
+        "leader": "no response",
     }.get(first.kind, "request failed")
     more = f" (and {len(errors) - 1} more samples)" if len(errors) > 1 else ""
     return f"{lead}: {first.message}{more}"

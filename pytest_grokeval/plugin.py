@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from . import options
-from .engine import FatalAPIError
+from . import options, workers
+from .data import FetchError
+from .engine import EngineStats, FatalAPIError
 from .items import RUN_KEY, GrokItem, SuiteFile, statically_skipped
 from .recordings import DIRNAME
 from .report import Progress, header, summary_lines
-from .run import BudgetExceeded, GrokRun
+from .run import BudgetExceeded, Counts, GrokRun, Need
+
+CONTROLLER = "grokeval-xdist-controller"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,6 +29,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once, so that a bad value stops pytest before collection."""
     config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath)
+    distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist") != "no"
+    if distributed and not workers.is_worker(config):
+        config.pluginmanager.register(workers.ControllerHooks(), CONTROLLER)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SuiteFile | None:
@@ -64,23 +72,92 @@ def _prefetch(session: pytest.Session) -> None:
     for item in items:
         run.selected.setdefault(item.path, set()).add(item.name)
     needs = [need for i in items if not statically_skipped(i) for need in i.needs()]
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    progress = Progress(reporter, quiet=session.config.get_verbosity() < 0)
+    directory = workers.shared_dir(session.config)
+    if directory is None:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        fatal = _fetch(run, needs, Progress(reporter, quiet=session.config.get_verbosity() < 0))
+    elif workers.become_leader(directory):
+        run.leader = True
+        fatal = None
+        try:
+            with workers.heartbeat(directory):
+                fatal = _fetch(run, needs, None)
+        finally:
+            workers.publish(directory, run.outcomes, fatal)
+    else:
+        fatal = _follow(run, needs, directory)
+    if fatal is not None:
+        pytest.exit(fatal, returncode=pytest.ExitCode.INTERRUPTED)
+
+
+def _fetch(run: GrokRun, needs: Sequence[Need], progress: Progress | None) -> str | None:
+    """Prefetch; an error that stops the whole run comes back as its one-line message."""
     try:
         run.prefetch(needs, progress)
     except (FatalAPIError, BudgetExceeded) as exc:
-        pytest.exit(f"grokeval: {exc}", returncode=pytest.ExitCode.INTERRUPTED)
+        run.fatal = f"grokeval: {exc}"
+    return run.fatal
+
+
+def _follow(run: GrokRun, needs: Sequence[Need], directory: Path) -> str | None:
+    try:
+        outcomes, fatal = workers.wait_for_leader(directory)
+    except workers.LeaderLost as exc:
+        lost = FetchError(str(exc), kind="leader")
+        outcomes, fatal = {(n.key, n.request.sample): lost for n in needs}, None
+    run.outcomes.update(outcomes)
+    return fatal
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On the xdist leader, hand the summary's figures to the controller."""
+    run = session.config.stash[RUN_KEY]
+    if workers.is_worker(session.config) and run.leader:
+        session.config.workeroutput[workers.OUTPUT_KEY] = {  # type: ignore[attr-defined]
+            "items": run.items,
+            "counts": dataclasses.asdict(run.counts),
+            "stats": dataclasses.asdict(run.engine_stats),
+            "unused": run.unused(),
+            "pruned": run.pruned,
+            "fatal": run.fatal,
+        }
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The grokeval block: requests, tokens, cost, latency, unused recordings, drift."""
-    run = terminalreporter.config.stash[RUN_KEY]
-    if not run.prefetched or not run.items:
+    config = terminalreporter.config
+    controller = config.pluginmanager.get_plugin(CONTROLLER)
+    if isinstance(controller, workers.ControllerHooks):
+        lines = _merged_summary(controller.outputs)
+    else:
+        run = config.stash[RUN_KEY]
+        if not run.prefetched or not run.items:
+            return
+        lines = summary_lines(run.items, run.counts, run.engine_stats, run.unused(), run.pruned)
+    if not lines:
         return
-    lines = summary_lines(run.items, run.counts, run.engine_stats, run.unused(), run.pruned)
     terminalreporter.write_sep("-", "grokeval")
     for line in lines:
         terminalreporter.write_line(line)
+
+
+def _merged_summary(outputs: list[dict[str, Any]]) -> list[str]:
+    """The leader's figures, as the controller received them; nothing when no leader ran."""
+    if not outputs:
+        return []
+    data = outputs[0]
+    if not data["items"]:
+        return []
+    lines = summary_lines(
+        data["items"],
+        Counts(**data["counts"]),
+        EngineStats(**data["stats"]),
+        data["unused"],
+        data["pruned"],
+    )
+    if data["fatal"]:
+        lines.append(data["fatal"])
+    return lines
 
 
 @pytest.hookimpl(wrapper=True)

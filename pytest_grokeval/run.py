@@ -60,6 +60,8 @@ class GrokRun:
         self.items = 0
         self._stores: dict[Path, RecordingStore | RecordingError] = {}
         self.prefetched = False
+        self.leader = False  # under xdist: this worker fetched for all of them
+        self.fatal: str | None = None
 
     def display(self, path: Path) -> str:
         try:

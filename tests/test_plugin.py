@@ -12,8 +12,11 @@ from pytest_grokeval.fake_grok import Reply
 
 
 def many_cases(n: int, prefix: str = "case") -> str:
+    """N cases with distinct prompts ('question 0', ...; other prefixes prefix the prompt)."""
+    ask = "" if prefix == "case" else f"{prefix} "
     cases = "\n".join(
-        f"  - id: {prefix}-{i}\n    prompt: question {i}\n    expect: {{contains: question {i}}}"
+        f"  - id: {prefix}-{i}\n    prompt: {ask}question {i}\n"
+        f"    expect: {{contains: question {i}}}"
         for i in range(n)
     )
     return f"cases:\n{cases}\n"

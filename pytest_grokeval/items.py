@@ -105,7 +105,7 @@ class GrokItem(pytest.Item):
                 messages.append(message)
         errors = [FetchError.from_json(s["error"]) for s in self._samples if "error" in s]
         if errors:
-            raise GrokFailure(_fetch_failure(errors))
+            raise GrokFailure(fetch_failure(errors))
         self._record_properties(completions)
         if messages:
             raise GrokFailure("\n\n".join(messages))
@@ -134,7 +134,8 @@ class GrokItem(pytest.Item):
         return self.path, self.spec.line, f"grok case: {self.spec.name}"
 
 
-def _fetch_failure(errors: list[FetchError]) -> str:
+def fetch_failure(errors: list[FetchError]) -> str:
+    """The one-line failure of a request that produced no response."""
     first = errors[0]
     lead = {
         "missing": "no recorded response",

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from . import options, workers
-from .data import FetchError
+from . import marker, options, workers
+from .data import Completion, FetchError
 from .engine import EngineStats, FatalAPIError
-from .items import RUN_KEY, GrokItem, SuiteFile, statically_skipped
+from .items import RUN_KEY, GrokItem, SuiteFile, fetch_failure, statically_skipped
 from .recordings import DIRNAME
 from .report import Progress, header, summary_lines
 from .run import BudgetExceeded, Counts, GrokRun, Need
@@ -29,6 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once, so that a bad value stops pytest before collection."""
     config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath)
+    config.addinivalue_line("markers", marker.MARKER_HELP)
     distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist") != "no"
     if distributed and not workers.is_worker(config):
         config.pluginmanager.register(workers.ControllerHooks(), CONTROLLER)
@@ -68,10 +69,15 @@ def _will_run_tests(session: pytest.Session) -> bool:
 def _prefetch(session: pytest.Session) -> None:
     run = session.config.stash[RUN_KEY]
     items = [i for i in session.items if isinstance(i, GrokItem)]
-    run.items = len(items)
+    model = run.settings.model
+    marked = [i for i in session.items if i.get_closest_marker("grok") is not None]
+    run.items = len(items) + len(marked)
     for item in items:
         run.selected.setdefault(item.path, set()).add(item.name)
     needs = [need for i in items if not statically_skipped(i) for need in i.needs()]
+    for test in marked:
+        if not statically_skipped(test):
+            needs += marker.needs_for(test, model)
     directory = workers.shared_dir(session.config)
     if directory is None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -107,6 +113,22 @@ def _follow(run: GrokRun, needs: Sequence[Need], directory: Path) -> str | None:
         outcomes, fatal = {(n.key, n.request.sample): lost for n in needs}, None
     run.outcomes.update(outcomes)
     return fatal
+
+
+@pytest.fixture
+def grok_response(request: pytest.FixtureRequest) -> Completion:
+    """The response to this test's ``@pytest.mark.grok(...)`` request, fetched before it ran."""
+    run = request.config.stash[RUN_KEY]
+    try:
+        wanted = marker.request_for(request.node, run.settings.model)
+    except marker.MarkerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if wanted is None:
+        pytest.fail("grok_response needs @pytest.mark.grok(prompt=...) on the test", pytrace=False)
+    outcome = run.outcome(request.node.nodeid, 0)
+    if isinstance(outcome, FetchError):
+        pytest.fail(fetch_failure([outcome]), pytrace=False)
+    return outcome
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

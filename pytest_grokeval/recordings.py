@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,8 +30,13 @@ class RecordingError(Exception):
 
 
 def recordings_path(suite_path: Path) -> Path:
-    """Where a suite's recordings live: ``__recordings__/<stem>.json`` beside it."""
-    return suite_path.parent / DIRNAME / f"{suite_path.stem}.json"
+    """Where a suite's recordings live: ``__recordings__/<stem>.json`` beside it.
+
+    A Python test module's keep their suffix (``test_x.py.json``) so that they never share a
+    file with a suite of the same stem.
+    """
+    yaml = suite_path.suffix in (".yaml", ".yml")
+    return suite_path.parent / DIRNAME / f"{suite_path.stem if yaml else suite_path.name}.json"
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ class RecordingStore:
             current.update(self._puts)
             for key in self._drops:
                 current.pop(key, None)
-            _write_atomic(self.path, render(current, note or self._note))
+            write_atomic(self.path, render(current, note or self._note))
             self._entries = current
             self._by_fingerprint = {e.fingerprint: e for e in current.values()}
             self._puts.clear()
@@ -245,10 +251,18 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Replace the file in one step: a reader sees the old text or the new, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); keep the old file's mode, or the usual 0644,
+        # so that a CI server or a teammate can still read a report or a recording.
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o644
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            os.fchmod(handle.fileno(), mode)
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -19,7 +19,8 @@ from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from pytest_grokeval.data import Completion
+from pytest_grokeval.data import Completion, Outcome
+from pytest_grokeval.judge import Rubric, parse_rubric, verdict
 from pytest_grokeval.messages import describe_response, plural, shorten
 
 # Quoted values inside "expected"/"got" stay short; the whole response follows them anyway.
@@ -100,6 +101,8 @@ class CheckDef:
     # not_<name> passes when this runner fails; None means `run`. List checks set it so that
     # not_contains [a, b] means "contains none of them", which is what a user writing it means.
     negate: Runner | None = None
+    # The check reads a grader's reply: run_checks is given it as `graded`, keyed by check name.
+    needs_grader: bool = False
 
 
 def parse_expect(
@@ -132,13 +135,23 @@ def _unknown(name: str) -> str:
     return f"unknown check {name!r}; see the README for the list of checks"
 
 
-def run_checks(checks: Sequence[Check], response: Completion) -> list[CheckResult]:
-    """Run every check on the response; a check that raises is a failed result, not an error."""
-    return [_run_one(check, response) for check in checks]
+def run_checks(
+    checks: Sequence[Check], response: Completion, graded: Mapping[str, Outcome] | None = None
+) -> list[CheckResult]:
+    """Run every check on the response; a check that raises is a failed result, not an error.
+
+    ``graded`` holds the grader replies of checks that need one (judge), by check name; a
+    grader reply that is no verdict raises JudgeError, which makes the item an error.
+    """
+    return [_run_one(check, response, graded or {}) for check in checks]
 
 
-def _run_one(check: Check, response: Completion) -> CheckResult:
+def _run_one(check: Check, response: Completion, graded: Mapping[str, Outcome]) -> CheckResult:
     definition = CHECKS[check.base]
+    if definition.needs_grader:
+        passed, got = verdict(graded.get(check.name))
+        passed = passed != check.negated
+        return CheckResult(check, passed, definition.describe(check.arg, check.negated), got)
     try:
         if check.negated:
             passed, got = (definition.negate or definition.run)(check._state, response)
@@ -175,7 +188,10 @@ def expect(response: Completion, **checks: Any) -> None:
     __tracebackhide__ = True
     if not checks:
         raise ExpectError("expect", "expect() needs at least one check, e.g. contains='Paris'")
-    message = failure_message(run_checks(parse_expect(checks), response), response)
+    parsed = parse_expect(checks)
+    if any(CHECKS[check.base].needs_grader for check in parsed):
+        raise ExpectError("judge", "judge needs a grader call and runs in YAML suites only")
+    message = failure_message(run_checks(parsed, response), response)
     if message is not None:
         raise AssertionError(message)
 
@@ -646,6 +662,26 @@ _STRINGS = "a string or a list of strings"
 
 # A check that needs a grader call (judge) will add a field here saying so, and the engine will
 # send that call during the prefetch; the runners above stay pure functions of the response.
+# --- judge -----------------------------------------------------------------------------------
+
+
+def _parse_judge(raw: Any, site: _Site) -> tuple[Any, Any]:
+    try:
+        rubric = parse_rubric(raw)
+    except ValueError:
+        raise site.bad(raw) from None
+    return {"rubric": rubric.rubric, "model": rubric.model}, rubric
+
+
+def _judge(rubric: Rubric, response: Completion) -> Verdict:
+    raise AssertionError("judge runs through its grader reply")  # pragma: no cover
+
+
+def _describe_judge(arg: Any, negated: bool) -> str:
+    meets = "does not meet" if negated else "meets"
+    return f"the judge says the response {meets} {_quote(arg['rubric'])}"
+
+
 _DEFS = [
     CheckDef(
         name="contains",
@@ -776,6 +812,16 @@ _DEFS = [
         "tokens",
         _TOKENS,
         "used that many tokens in all (prompt and output); a bare int is the maximum",
+    ),
+    CheckDef(
+        name="judge",
+        summary="a Grok grader call, given the rubric and the response, answers pass "
+        "(model: the grader, default the ini grok_judge_model or --grok-model)",
+        argument="a rubric string or a mapping with 'rubric' and optional 'model'",
+        parse=_parse_judge,
+        run=_judge,
+        describe=_describe_judge,
+        needs_grader=True,
     ),
 ]
 CHECKS: Mapping[str, CheckDef] = MappingProxyType({d.name: d for d in _DEFS})

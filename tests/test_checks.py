@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import pickle
 import sys
 import textwrap
@@ -24,6 +25,7 @@ from pytest_grokeval.checks import (
     run_checks,
 )
 from pytest_grokeval.data import Completion, Usage
+from pytest_grokeval.judge import JudgeError
 from pytest_grokeval.messages import describe_response, plural, shorten
 
 
@@ -122,7 +124,8 @@ def test_a_check_passes_or_fails_and_its_not_form_does_the_opposite(
 
 
 def test_every_registered_check_is_covered_by_the_table() -> None:
-    assert {row[0] for row in CASES} | {"python"} == set(CHECKS)
+    # python and judge have their own tests below: they need a module and a grader reply.
+    assert {row[0] for row in CASES} | {"python", "judge"} == set(CHECKS)
 
 
 @pytest.mark.parametrize(
@@ -390,7 +393,11 @@ def test_a_python_module_that_raises_on_import_is_named_in_the_error(tmp_path: P
         ({"not-contains": "x"}, "unknown check 'not-contains'; did you mean 'not_contains'?"),
         ({"not_regexp": "x"}, "unknown check 'not_regexp'; did you mean 'not_regex'?"),
         ({"xyzzy": 1}, "unknown check 'xyzzy'; see the README for the list of checks"),
-        ({"judge": "is polite"}, "unknown check 'judge'; see the README for the list of checks"),
+        (
+            {"judge": 3},
+            "check 'judge' takes a rubric string or a mapping with 'rubric' and optional "
+            "'model', got 3",
+        ),
         (
             {"length": "abc"},
             "check 'length' takes an int or a mapping with 'min' and/or 'max', got 'abc'",
@@ -650,3 +657,44 @@ def test_describe_response_shortens_long_text() -> None:
     text = describe_response(reply("word " * 1000), limit=200)
     assert "chars omitted" in text
     assert len(text.splitlines()[1]) <= 202
+
+
+def grader(text: str) -> Completion:
+    return reply(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict", "passes"),
+    [
+        ("judge", '{"pass": true, "reason": "polite"}', True),
+        ("judge", '{"pass": false, "reason": "rude"}', False),
+        ("not_judge", '{"pass": false, "reason": "rude"}', True),
+        ("judge", '```json\n{"pass": true, "reason": "fenced"}\n```', True),
+    ],
+)
+def test_a_judge_check_follows_the_graders_verdict_and_shows_its_reason(
+    name: str, verdict: str, passes: bool
+) -> None:
+    (parsed,) = parse_expect({name: {"rubric": "is polite", "model": "grok-judge"}})
+
+    (result,) = run_checks([parsed], reply(), {name: grader(verdict)})
+
+    assert result.passed is passes
+    assert result.got == json.loads(verdict.strip("`json\n"))["reason"]
+    assert "is polite" in result.expected
+
+
+@pytest.mark.parametrize(
+    "bad", ["I think it passes.", '{"pass": "yes"}', '["pass"]', None]
+)
+def test_a_judge_reply_that_is_no_verdict_is_an_error_not_a_pass(bad: str | None) -> None:
+    (parsed,) = parse_expect({"judge": "is polite"})
+    graded = {} if bad is None else {"judge": grader(bad)}
+
+    with pytest.raises(JudgeError):
+        run_checks([parsed], reply(), graded)
+
+
+def test_expect_refuses_a_judge_check_it_cannot_run() -> None:
+    with pytest.raises(ExpectError, match="judge needs a grader call"):
+        expect(reply(), judge="is polite")

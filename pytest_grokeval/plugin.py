@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from . import marker, options, workers
+from . import marker, options, reports, workers
 from .data import Completion, FetchError
 from .engine import EngineStats, FatalAPIError
 from .items import RUN_KEY, GrokItem, SuiteFile, fetch_failure, statically_skipped
@@ -30,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once, so that a bad value stops pytest before collection."""
     config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath)
     config.addinivalue_line("markers", marker.MARKER_HELP)
+    reports.register(config)
     distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist") != "no"
     if distributed and not workers.is_worker(config):
         config.pluginmanager.register(workers.ControllerHooks(), CONTROLLER)

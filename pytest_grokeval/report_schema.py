@@ -1,0 +1,253 @@
+"""The versioned JSON report format: its JSON Schema, and reading a report back as a baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jsonschema.exceptions import best_match
+from jsonschema.validators import Draft202012Validator
+
+REPORT_VERSION = 1
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+
+_INT = {"type": "integer", "minimum": 0}
+_NUMBER_OR_NULL = {"type": ["number", "null"], "minimum": 0}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+_OUTCOME_OR_NULL = {"enum": [*OUTCOMES, None]}
+
+# Consumers must ignore keys they do not know: later versions 1.x only add keys, and anything
+# that removes or changes a key bumps "version". Hence no additionalProperties: false below.
+REPORT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "pytest-grokeval report",
+    "type": "object",
+    "required": ["version", "created", "pytest_grokeval", "summary", "baseline", "items"],
+    "properties": {
+        "version": {"const": REPORT_VERSION},
+        "created": {"type": "string", "description": "ISO 8601 time, UTC"},
+        "pytest_grokeval": {"type": "string", "description": "the plugin version that wrote it"},
+        "summary": {"$ref": "#/$defs/summary"},
+        "baseline": {"oneOf": [{"type": "null"}, {"$ref": "#/$defs/comparison"}]},
+        "items": {"type": "array", "items": {"$ref": "#/$defs/item"}},
+    },
+    "$defs": {
+        "outcomes": {
+            "type": "object",
+            "required": list(OUTCOMES),
+            "properties": dict.fromkeys(OUTCOMES, _INT),
+        },
+        "tokens": {
+            "type": "object",
+            "required": ["prompt", "output", "total"],
+            "properties": {"prompt": _INT, "output": _INT, "total": _INT},
+        },
+        "summary": {
+            "type": "object",
+            "required": [
+                "items", "outcomes", "pass_rate", "samples", "responses", "errors", "replayed",
+                "tokens", "cost_usd", "latency_ms", "suites",
+            ],
+            "properties": {
+                "items": _INT,
+                "outcomes": {"$ref": "#/$defs/outcomes"},
+                "pass_rate": {
+                    "type": ["number", "null"], "minimum": 0, "maximum": 1,
+                    "description": "passed / (passed + failed + error); null when none ran",
+                },
+                "samples": _INT,
+                "responses": _INT,
+                "errors": _INT,
+                "replayed": _INT,
+                "tokens": {"$ref": "#/$defs/tokens"},
+                "cost_usd": {"type": "number", "minimum": 0},
+                "latency_ms": {
+                    "type": "object",
+                    "required": ["p50", "p95", "max"],
+                    "properties": {
+                        "p50": _NUMBER_OR_NULL, "p95": _NUMBER_OR_NULL, "max": _NUMBER_OR_NULL,
+                    },
+                },
+                "suites": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["suite", "items", "outcomes", "pass_rate"],
+                        "properties": {
+                            "suite": {"type": "string"},
+                            "items": _INT,
+                            "outcomes": {"$ref": "#/$defs/outcomes"},
+                            "pass_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                        },
+                    },
+                },
+            },
+        },
+        "item": {
+            "type": "object",
+            "required": [
+                "id", "suite", "line", "name", "outcome", "message", "duration_s", "model",
+                "latency_ms", "tokens", "cost_usd", "replayed", "samples_passed", "samples",
+            ],
+            "properties": {
+                "id": {"type": "string", "description": "the pytest node id"},
+                "suite": {"type": "string", "description": "the suite file, from the rootdir"},
+                "line": {"type": "integer", "minimum": 1},
+                "name": {"type": "string"},
+                "case_id": {"type": "string"},
+                "repeat": {"type": "integer", "minimum": 1},
+                "min_pass_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                "outcome": {"enum": list(OUTCOMES)},
+                "message": {
+                    "type": ["string", "null"],
+                    "description": "the failure text, or the skip or xfail reason",
+                },
+                "duration_s": {"type": "number", "minimum": 0},
+                "model": {**_STRING_OR_NULL, "description": "the model that answered first"},
+                "latency_ms": {**_NUMBER_OR_NULL, "description": "the slowest sample"},
+                "tokens": {"$ref": "#/$defs/tokens"},
+                "cost_usd": {**_NUMBER_OR_NULL, "description": "null when no cost is known"},
+                "replayed": {"type": ["boolean", "null"], "description": "all from recordings"},
+                "samples_passed": _INT,
+                "samples": {"type": "array", "items": {"$ref": "#/$defs/sample"}},
+            },
+        },
+        "sample": {
+            "type": "object",
+            "required": ["sample", "fingerprint", "request"],
+            "properties": {
+                "sample": _INT,
+                "fingerprint": {"type": "string"},
+                "request": {
+                    "type": "object",
+                    "required": ["model", "messages", "params"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "params": {"type": "object"},
+                    },
+                },
+                "response": {"$ref": "#/$defs/response"},
+                "error": {"$ref": "#/$defs/error"},
+                "checks": {"type": "array", "items": {"$ref": "#/$defs/check"}},
+                "passed": {"type": "boolean"},
+            },
+            # A sample either got a response, which was checked, or an error.
+            "oneOf": [{"required": ["response", "checks", "passed"]}, {"required": ["error"]}],
+        },
+        "response": {
+            "type": "object",
+            "required": [
+                "text", "finish_reason", "model", "usage", "latency_ms", "cost_usd", "replayed",
+            ],
+            "properties": {
+                "text": {"type": "string"},
+                "finish_reason": _STRING_OR_NULL,
+                "model": {"type": "string"},
+                "usage": {
+                    "type": "object",
+                    "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+                    "properties": {
+                        "prompt_tokens": _INT,
+                        "completion_tokens": _INT,
+                        "total_tokens": _INT,
+                        "reasoning_tokens": _INT,
+                        "cached_tokens": _INT,
+                    },
+                },
+                "latency_ms": {"type": "number", "minimum": 0},
+                "cost_usd": _NUMBER_OR_NULL,
+                "replayed": {"type": "boolean"},
+            },
+        },
+        "error": {
+            "type": "object",
+            "required": ["message", "status", "kind"],
+            "properties": {
+                "message": {"type": "string"},
+                "status": {"type": ["integer", "null"]},
+                "kind": {"type": "string"},
+            },
+        },
+        "check": {
+            "type": "object",
+            "required": ["name", "passed", "expected", "got"],
+            "properties": {
+                "name": {"type": "string"},
+                "passed": {"type": "boolean"},
+                "expected": {"type": "string"},
+                "got": {"type": "string"},
+            },
+        },
+        "change": {
+            "type": "object",
+            "required": ["id", "before", "after"],
+            "properties": {
+                "id": {"type": "string"},
+                "before": _OUTCOME_OR_NULL,
+                "after": _OUTCOME_OR_NULL,
+                "samples": {
+                    "type": "array",
+                    "description": "changed responses only: each changed sample's old text",
+                    "items": {
+                        "type": "object",
+                        "required": ["sample", "previous"],
+                        "properties": {"sample": _INT, "previous": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "comparison": {
+            "type": "object",
+            "required": [
+                "path", "created", "regressions", "fixes", "new", "removed", "changed",
+            ],
+            "properties": {
+                "path": {"type": "string"},
+                "created": {"type": "string"},
+                **{
+                    key: {"type": "array", "items": {"$ref": "#/$defs/change"}}
+                    for key in ("regressions", "fixes", "new", "removed", "changed")
+                },
+            },
+        },
+    },
+}
+
+
+class ReportFileError(Exception):
+    """A baseline that is not a readable report of this version: the message names the file."""
+
+
+def validator() -> Draft202012Validator:
+    """A validator for reports, for the baseline and for tests."""
+    return Draft202012Validator(REPORT_SCHEMA)
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """Read and validate a report written by --grok-report; ReportFileError says what is wrong."""
+    hint = "pass a file written by --grok-report"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReportFileError(f"{path}: cannot read the baseline: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ReportFileError(f"{path}: malformed baseline: not UTF-8 text; {hint}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportFileError(
+            f"{path}:{exc.lineno}: malformed baseline: {exc.msg} (column {exc.colno}); {hint}"
+        ) from exc
+    # A clearer message than the schema's "1 was expected" for reports of another version.
+    if isinstance(document, dict) and document.get("version", REPORT_VERSION) != REPORT_VERSION:
+        raise ReportFileError(
+            f"{path}: baseline report version {document['version']!r} is not supported "
+            f"(this pytest-grokeval reads version {REPORT_VERSION}); {hint}"
+        )
+    error = best_match(validator().iter_errors(document))
+    if error is not None:
+        where = error.json_path if error.path else "the top level"
+        raise ReportFileError(f"{path}: malformed baseline: at {where}, {error.message}; {hint}")
+    return dict(document)

@@ -1,0 +1,244 @@
+"""--grok-report, --grok-html and --grok-baseline: item results in; files and a summary out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__, workers
+from .baseline import compare, summary_lines
+from .data import Usage
+from .html_report import render_html
+from .items import RUN_KEY, GrokItem
+from .recordings import write_atomic
+from .report import percentile
+from .report_schema import OUTCOMES, REPORT_SCHEMA, REPORT_VERSION, ReportFileError, load_report
+
+__all__ = ["REPORT_SCHEMA", "ReportsPlugin", "build_document", "register"]
+
+PLUGIN_NAME = "grokeval-reports"
+
+
+def register(config: pytest.Config) -> None:
+    """Register the reports plugin when any of its options is given."""
+    settings = config.stash[RUN_KEY].settings
+    if not (settings.report or settings.html or settings.baseline):
+        return
+    # Items run on xdist workers, but only the controller sees every report.
+    config.pluginmanager.register(SetupResults(), f"{PLUGIN_NAME}-setup")
+    if not workers.is_worker(config):
+        config.pluginmanager.register(ReportsPlugin(config), PLUGIN_NAME)
+
+
+class SetupResults:
+    """Gives the setup report of a skipped or erroring item its result: it has no call report."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Attach the (sample-less) result where the call phase would have."""
+        report = yield
+        if isinstance(item, GrokItem) and report.when == "setup" and not report.passed:
+            report.grokeval = item.result()  # type: ignore[attr-defined]
+        return report
+
+
+class ReportsPlugin:
+    """Gathers each grokeval item's result and outcome, and writes the reports at the end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        settings = config.stash[RUN_KEY].settings
+        # Relative to where pytest was started, like --junitxml, even if a test changes directory.
+        start = config.invocation_params.dir
+        self._outputs = [
+            (kind, start / path)
+            for kind, path in (("JSON", settings.report), ("HTML", settings.html))
+            if path is not None
+        ]
+        self._baseline_path = settings.baseline
+        self._baseline: dict[str, Any] | None = None
+        if settings.baseline is not None:
+            try:
+                # The working directory is still the invocation one; messages show the path
+                # as the user typed it.
+                self._baseline = load_report(settings.baseline)
+            except ReportFileError as exc:
+                # Before collection, so that a bad baseline costs no API calls.
+                raise pytest.UsageError(f"--grok-baseline: {exc}") from None
+        self._items: dict[str, dict[str, Any]] = {}
+        self._comparison: dict[str, Any] | None = None
+        self._written: list[tuple[str, Path]] = []
+        self._problems: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Keep each grokeval item's result with how it ended."""
+        result = getattr(report, "grokeval", None)
+        if result is not None:
+            self._items[report.nodeid] = item_entry(result, report)
+        elif report.failed and report.nodeid in self._items:
+            # A failing teardown makes the item an error, as pytest counts it.
+            entry = self._items[report.nodeid]
+            message = "\n\n".join(filter(None, [entry["message"], _message(report)]))
+            entry.update(outcome="error", message=message)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Compare with the baseline and write the reports, once every item has reported."""
+        if session.config.option.collectonly:
+            return  # nothing ran: an empty report would only overwrite a useful one
+        items = sorted(self._items.values(), key=lambda i: (i["suite"], i["line"], i["id"]))
+        if self._baseline is not None:
+            self._comparison = compare(self._baseline, items, str(self._baseline_path))
+        document = build_document(items, self._comparison)
+        for kind, path in self._outputs:
+            text = render_json(document) if kind == "JSON" else render_html(document)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, text)
+            except OSError as exc:
+                self._problems.append(
+                    f"grokeval: cannot write the {kind} report {path}: {exc.strerror or exc}"
+                )
+                # The run's artefact is missing: CI must not go green on it.
+                if session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            else:
+                self._written.append((kind, path))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """The baseline comparison and where the reports went, after the grokeval block."""
+        tr = terminalreporter
+        if self._comparison is not None:
+            tr.write_sep("-", "grokeval baseline")
+            verbose = tr.config.get_verbosity() > 0
+            for line in summary_lines(self._comparison, verbose=verbose):
+                tr.write_line(line, red=line.startswith("  regressed"))
+        for kind, path in self._written:
+            tr.write_sep("-", f"generated grokeval {kind} report: {path}")
+        for problem in self._problems:
+            tr.write_line(problem, red=True)
+
+
+def item_entry(result: Mapping[str, Any], report: pytest.TestReport) -> dict[str, Any]:
+    """One item of the report: the item's own result, how it ended, and what it cost."""
+    samples = result["samples"]
+    responses = [s["response"] for s in samples if "response" in s]
+    costs = [r["cost_usd"] for r in responses if r["cost_usd"] is not None]
+    return {
+        **result,
+        "outcome": outcome(report),
+        "message": _message(report),
+        "duration_s": round(report.duration, 6),
+        "model": responses[0]["model"] if responses else None,
+        "latency_ms": max(r["latency_ms"] for r in responses) if responses else None,
+        "tokens": _tokens(responses),
+        "cost_usd": round(sum(costs), 8) if costs else None,
+        "replayed": all(r["replayed"] for r in responses) if responses else None,
+        "samples_passed": sum(1 for s in samples if s.get("passed")),
+    }
+
+
+def outcome(report: pytest.TestReport) -> str:
+    """passed, failed, skipped, xfailed, xpassed or error, as pytest's summary line counts it."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.failed and report.when != "call":
+        return "error"
+    return report.outcome
+
+
+def _message(report: pytest.TestReport) -> str | None:
+    if hasattr(report, "wasxfail"):
+        return str(report.wasxfail) or None
+    longrepr = report.longrepr
+    if longrepr is None or report.passed:
+        return None
+    if isinstance(longrepr, tuple | list):  # a skip: (file, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    # Not report.longreprtext: under xdist it starts with a line naming the worker.
+    return str(longrepr)
+
+
+def _tokens(responses: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    usages = [Usage.from_json(r["usage"]) for r in responses]
+    return {
+        "prompt": sum(u.prompt_tokens for u in usages),
+        "output": sum(u.output_tokens for u in usages),
+        "total": sum(u.total_tokens for u in usages),
+    }
+
+
+def build_document(
+    items: Sequence[dict[str, Any]], comparison: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The whole report, in the documented key order."""
+    return {
+        "version": REPORT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "pytest_grokeval": __version__,
+        "summary": summarize(items),
+        "baseline": comparison,
+        "items": list(items),
+    }
+
+
+def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Totals over all items, and outcomes per suite file."""
+    samples = [s for item in items for s in item["samples"]]
+    responses = [s["response"] for s in samples if "response" in s]
+    # Identical requests of several items are sent once, so they are counted once.
+    distinct = list({s["fingerprint"]: s["response"] for s in samples if "response" in s}.values())
+    latencies = [r["latency_ms"] for r in distinct]
+    suites: dict[str, list[Mapping[str, Any]]] = {}
+    for item in items:
+        suites.setdefault(item["suite"], []).append(item)
+    return {
+        "items": len(items),
+        "outcomes": _outcomes(items),
+        "pass_rate": _pass_rate(items),
+        "samples": len(samples),
+        "responses": len(responses),
+        "errors": len(samples) - len(responses),
+        "replayed": sum(1 for r in responses if r["replayed"]),
+        "tokens": _tokens(distinct),
+        "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in distinct), 8),
+        "latency_ms": {
+            "p50": round(percentile(latencies, 50), 1) if latencies else None,
+            "p95": round(percentile(latencies, 95), 1) if latencies else None,
+            "max": max(latencies) if latencies else None,
+        },
+        "suites": [
+            {
+                "suite": suite,
+                "items": len(members),
+                "outcomes": _outcomes(members),
+                "pass_rate": _pass_rate(members),
+            }
+            for suite, members in suites.items()
+        ],
+    }
+
+
+def _outcomes(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for item in items:
+        counts[item["outcome"]] += 1
+    return counts
+
+
+def _pass_rate(items: Sequence[Mapping[str, Any]]) -> float | None:
+    """Passed over passed, failed and errors: skips and xfail-marked items count neither way."""
+    counts = _outcomes(items)
+    ran = counts["passed"] + counts["failed"] + counts["error"]
+    return round(counts["passed"] / ran, 4) if ran else None
+
+
+def render_json(document: Mapping[str, Any]) -> str:
+    """The --grok-report file: indented, keys in the documented order, non-ASCII kept."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

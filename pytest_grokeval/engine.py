@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +17,14 @@ from .data import ChatRequest, Completion, FetchError, Outcome, Usage
 from .pricing import cost_from_usage, estimate_cost
 
 DEFAULT_MAX_TOKENS_ESTIMATE = 1024
-# Slack added to each rate window: the server sees a request a little after we stamp it.
-WINDOW_MARGIN = 0.03
+# The server sees a request some milliseconds after we stamp it, and the lag varies with the
+# network and the client's load; without this slack a window closed for us can be open for it.
+WINDOW_MARGIN = 0.1
 BACKOFF_CAP = 30.0
+# The SDK's own cap: a longer retry-after means "not soon", and backoff is used instead.
 RETRY_AFTER_CAP = 120.0
+# Settled token counts are floats; a sum that is over the limit by less than this is not.
+_ROUNDING = 1e-9
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,11 @@ class EngineSettings:
 class EngineStats:
     """Live counters, read by the progress line and the summary."""
 
-    total: int = 0
-    done: int = 0
+    total: int = 0  # distinct requests to fetch
+    done: int = 0  # of those, answered or given up on
     in_flight: int = 0
-    sent: int = 0
-    retried: int = 0
+    sent: int = 0  # distinct requests that went out at least once
+    retried: int = 0  # attempts after the first
     failed: int = 0
     prompt_tokens: int = 0
     output_tokens: int = 0
@@ -57,22 +61,35 @@ class EngineStats:
 class FatalAPIError(Exception):
     """An error no retry can fix (bad key, no credits, unknown model): the whole run stops."""
 
-    def __init__(self, error: FetchError) -> None:
-        super().__init__(error.message)
+    def __init__(self, error: FetchError, advice: str) -> None:
+        super().__init__(f"{error.message} ({advice}; the prefetch stopped)")
         self.error = error
 
 
-class _Retryable(Exception):
-    def __init__(self, error: FetchError, retry_after: float | None, rate_limited: bool) -> None:
+class RetryableError(Exception):
+    """Worth sending again: after `retry_after` seconds if the API said, else after backoff."""
+
+    def __init__(
+        self, error: FetchError, retry_after: float | None = None, rate_limited: bool = False
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.retry_after = retry_after
         self.rate_limited = rate_limited
 
 
-_FATAL_429 = re.compile(r"credits|spending limit|billing|quota", re.IGNORECASE)
+class ItemError(Exception):
+    """Fails the items of one request, and only those."""
+
+    def __init__(self, error: FetchError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+# xAI answers both "slow down" and "out of money" with 429; only the message tells them apart.
+_NO_CREDITS = re.compile(r"credits|spending limit|billing|quota", re.IGNORECASE)
+# xAI answers a bad key with 400 "Incorrect API key provided", not 401.
 _BAD_KEY = re.compile(r"api key|unauthori[sz]ed|authentication", re.IGNORECASE)
-_UNKNOWN_MODEL = re.compile(r"model", re.IGNORECASE)
 
 
 def api_message(exc: openai.APIStatusError) -> str:
@@ -103,69 +120,72 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
     return None
 
 
-def classify(exc: openai.APIStatusError) -> Exception:
-    """Map an API status error to fatal, retryable, or a plain failure of its items."""
+def classify(exc: openai.APIStatusError) -> FatalAPIError | RetryableError | ItemError:
+    """Map an API status error to fatal (stop the run), retryable, or a failure of its items."""
     status = exc.status_code
     message = api_message(exc)
-    error = FetchError(message=f"HTTP {status}: {message}", status=status, kind="api")
+    error = FetchError(f"HTTP {status}: {message}", status, "api")
     if status in (401, 403) or (status == 400 and _BAD_KEY.search(message)):
-        return FatalAPIError(FetchError(f"HTTP {status}: {message}", status, "fatal"))
-    if status == 404 and _UNKNOWN_MODEL.search(message):
-        return FatalAPIError(FetchError(f"HTTP {status}: {message}", status, "fatal"))
-    if status == 429 and _FATAL_429.search(message):
-        return FatalAPIError(FetchError(f"HTTP {status}: {message}", status, "fatal"))
+        return FatalAPIError(error, "the API refused the key; check it")
+    # Every other request of the run would get the same answer: a wrong model or base URL.
+    if status == 404:
+        return FatalAPIError(error, "check the model name and --grok-base-url")
+    if status == 429 and _NO_CREDITS.search(message):
+        return FatalAPIError(error, "add credits or raise the spending limit at console.x.ai")
     if status == 429:
-        return _Retryable(error, _retry_after(exc), rate_limited=True)
+        return RetryableError(error, _retry_after(exc), rate_limited=True)
     if status >= 500 or status in (408, 409):
-        return _Retryable(error, _retry_after(exc), rate_limited=False)
-    return error_exception(error)
+        return RetryableError(error, _retry_after(exc))
+    return ItemError(error)
 
 
-class _ItemError(Exception):
-    def __init__(self, error: FetchError) -> None:
-        super().__init__(error.message)
-        self.error = error
+@dataclass
+class Use:
+    """One reservation in a window; its amount is corrected once the real figure is known."""
 
-
-def error_exception(error: FetchError) -> Exception:
-    return _ItemError(error)
+    stamp: float
+    amount: float
 
 
 class SlidingWindow:
-    """At most `limit` units in any window of `seconds`: xAI enforces budgets per second."""
+    """At most `limit` units in any `seconds`: xAI enforces its budgets per second."""
 
     def __init__(self, limit: float, seconds: float) -> None:
         self.limit = limit
         self.seconds = seconds + WINDOW_MARGIN
-        self._events: deque[tuple[float, float]] = deque()
-        self._used = 0.0
-        self._lock = asyncio.Lock()
+        self._uses: list[Use] = []
 
-    def _expire(self, now: float) -> None:
-        while self._events and self._events[0][0] <= now - self.seconds:
-            self._used -= self._events.popleft()[1]
+    def _end(self, use: Use) -> float:
+        # An amount over the whole limit holds the window for its share of the time: it can go
+        # at all, and the average rate still holds.
+        return use.stamp + self.seconds * max(1.0, use.amount / self.limit)
 
-    async def acquire(self, amount: float) -> list[float]:
-        """Wait until `amount` fits; returns a handle to settle the real amount later."""
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._expire(now)
-                # A single request larger than the whole budget may still go alone.
-                if self._used + amount <= self.limit or not self._events:
-                    entry = [now, amount]
-                    self._events.append((now, amount))
-                    self._used += amount
-                    return entry
-                await asyncio.sleep(self._events[0][0] + self.seconds - now)
+    def delay(self, amount: float, now: float) -> float:
+        """Seconds from `now` until `amount` fits; 0 when it fits now."""
+        self._uses = [use for use in self._uses if self._end(use) > now]
+        # An amount over the limit waits for an empty window.
+        excess = sum(use.amount for use in self._uses) + min(amount, self.limit) - self.limit
+        wait = 0.0
+        for use in sorted(self._uses, key=self._end):
+            if excess <= _ROUNDING:
+                break
+            excess -= use.amount
+            wait = self._end(use) - now
+        return wait
 
-    def settle(self, handle: list[float], actual: float) -> None:
+    def reserve(self, amount: float, now: float) -> Use:
+        """Count `amount` from `now`; call only when delay() said it fits."""
+        use = Use(now, amount)
+        self._uses.append(use)
+        return use
+
+    def settle(self, use: Use, actual: float, now: float) -> None:
         """Replace a reservation's estimate with what was really used."""
-        for index, (stamp, amount) in enumerate(self._events):
-            if stamp == handle[0] and amount == handle[1]:
-                self._events[index] = (stamp, actual)
-                self._used += actual - amount
-                return
+        if self._end(use) > now:
+            use.amount = actual
+        elif actual > use.amount:
+            # The window of the estimate has passed: the shortfall counts from now.
+            self._uses.append(Use(now, actual - use.amount))
 
 
 def rpm_window(rpm: int) -> SlidingWindow:
@@ -174,17 +194,23 @@ def rpm_window(rpm: int) -> SlidingWindow:
     return SlidingWindow(per_window, per_window * 60 / rpm)
 
 
+def _prompt_chars(request: ChatRequest) -> int:
+    return sum(len(str(m.get("content", ""))) for m in request.messages)
+
+
+def _max_tokens(request: ChatRequest) -> int:
+    value = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
+    return int(value or DEFAULT_MAX_TOKENS_ESTIMATE)
+
+
 def estimate_tokens(request: ChatRequest) -> int:
     """Prompt characters over four plus the output cap: what a reservation holds."""
-    chars = sum(len(str(m.get("content", ""))) for m in request.messages)
-    max_tokens = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
-    return chars // 4 + int(max_tokens or DEFAULT_MAX_TOKENS_ESTIMATE)
+    return _prompt_chars(request) // 4 + _max_tokens(request)
 
 
 def estimate_request_cost(request: ChatRequest) -> float:
-    chars = sum(len(str(m.get("content", ""))) for m in request.messages)
-    max_tokens = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
-    return estimate_cost(request.model, chars, int(max_tokens or DEFAULT_MAX_TOKENS_ESTIMATE))
+    """An upper bound of what one request costs, from its size and output cap."""
+    return estimate_cost(request.model, _prompt_chars(request), _max_tokens(request))
 
 
 def parse_completion(response: Any, latency_ms: float) -> Completion:
@@ -244,11 +270,10 @@ class Engine:
         self._on_progress = on_progress
         self._client_factory = client_factory or default_client
         self._resume_at = 0.0
-        self._pause_streak = 0
         self._fatal: FatalAPIError | None = None
-        self._budget_spent = False
         self._rpm = rpm_window(settings.rpm) if settings.rpm else None
         self._tpm = SlidingWindow(settings.tpm / 60, 1.0) if settings.tpm else None
+        self._settled = asyncio.Event()
 
     async def run(self, requests: Sequence[ChatRequest]) -> dict[str, Outcome]:
         """Fetch every request once; raise FatalAPIError when the run cannot go on."""
@@ -259,20 +284,21 @@ class Engine:
             return results
         semaphore = asyncio.Semaphore(self.settings.max_concurrent)
         async with self._client_factory(self.settings) as client:
+            # The SDK imports its chat resource on first use; doing that now keeps the delay
+            # out of the first request, between its stamp in the rate windows and its arrival.
+            client.chat.completions  # noqa: B018
             tasks = [
                 asyncio.ensure_future(self._fetch(client, semaphore, request, results))
                 for request in unique
             ]
             try:
                 await asyncio.gather(*tasks)
-            except FatalAPIError:
+            finally:
+                # A fatal error or Ctrl-C: stop the rest, and let them unwind before the client
+                # closes. Every response already received has gone to on_result.
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                raise
-            finally:
-                for task in tasks:
-                    task.cancel()
         return results
 
     def _emit(self) -> None:
@@ -289,9 +315,6 @@ class Engine:
             self.stats.output_tokens += outcome.usage.output_tokens
             self.stats.cost_usd += outcome.cost_usd or 0.0
             self.stats.latencies_ms.append(outcome.latency_ms)
-            max_cost = self.settings.max_cost
-            if max_cost is not None and self.stats.cost_usd >= max_cost:
-                self._budget_spent = True
         if self._on_result is not None:
             self._on_result(request, outcome)
         self._emit()
@@ -303,102 +326,111 @@ class Engine:
         request: ChatRequest,
         results: dict[str, Outcome],
     ) -> None:
-        attempt = 0
-        while True:
-            await self._wait_for_pause()
-            if self._budget_spent:
-                budget = self.settings.max_cost
-                message = f"not sent: the run reached --grok-max-cost ${budget:g}"
-                self._finish(request, FetchError(message, kind="budget"), results)
-                return
+        """Send one request until it is answered, fails for good, or its retries run out."""
+        retries = self.settings.retries
+        for attempt in range(retries + 1):
             try:
-                completion = await self._attempt(client, semaphore, request)
-            except _Retryable as exc:
-                if attempt >= self.settings.retries:
-                    retries = self.settings.retries
-                    error = FetchError(
-                        f"{exc.error.message} (gave up after {retries} "
-                        f"{'retry' if retries == 1 else 'retries'})",
-                        exc.error.status,
-                        exc.error.kind,
-                    )
-                    self._finish(request, error, results)
-                    return
-                attempt += 1
-                self.stats.retried += 1
-                delay = self._backoff(attempt, exc.retry_after)
-                if exc.rate_limited:
-                    self._pause(delay)
-                    self._emit()
-                else:
-                    self._emit()
-                    await asyncio.sleep(delay)
-                continue
-            except _ItemError as exc:
+                async with semaphore:
+                    tokens = await self._admit(request)
+                    if attempt == 0:
+                        self.stats.sent += 1
+                    completion = await self._send(client, request, tokens)
+            except ItemError as exc:
                 self._finish(request, exc.error, results)
                 return
-            self._pause_streak = 0
+            except RetryableError as exc:
+                if attempt == retries:
+                    gave_up = f"gave up after {retries} {'retry' if retries == 1 else 'retries'}"
+                    error = exc.error
+                    message = f"{error.message} ({gave_up})"
+                    self._finish(request, FetchError(message, error.status, error.kind), results)
+                    return
+                self.stats.retried += 1
+                delay = self._backoff(attempt + 1, exc.retry_after)
+                if exc.rate_limited:
+                    # Not a sleep: _admit holds this request back with every other one.
+                    self._pause(delay)
+                self._emit()
+                if not exc.rate_limited:
+                    await asyncio.sleep(delay)
+                continue
             self._finish(request, completion, results)
             return
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+    def _backoff(self, retry: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return retry_after
-        ceiling = min(BACKOFF_CAP, self.settings.backoff_base * 2.0 ** (attempt - 1))
+        ceiling = min(BACKOFF_CAP, self.settings.backoff_base * 2.0 ** (retry - 1))
         return ceiling * (0.5 + random.random() / 2)
 
     def _pause(self, delay: float) -> None:
         """A 429 holds back every new request, not only the one that got it."""
-        now = time.monotonic()
-        self._resume_at = max(self._resume_at, now + delay)
+        self._resume_at = max(self._resume_at, time.monotonic() + delay)
         self.stats.paused_until = self._resume_at
 
-    async def _wait_for_pause(self) -> None:
-        while (remaining := self._resume_at - time.monotonic()) > 0:
-            await asyncio.sleep(remaining)
+    async def _admit(self, request: ChatRequest) -> Use | None:
+        """Wait out pauses and rate budgets; return the token reservation to settle later.
 
-    async def _attempt(
-        self, client: openai.AsyncOpenAI, semaphore: asyncio.Semaphore, request: ChatRequest
+        Each pass checks everything and reserves only when nothing is in the way, with no await
+        in between, so the stamps in the windows are the moments requests really go out.
+        """
+        tokens = estimate_tokens(request)
+        while True:
+            if self._fatal is not None:
+                raise self._fatal
+            spent, max_cost = self.stats.cost_usd, self.settings.max_cost
+            if max_cost is not None and spent >= max_cost:
+                message = f"the run has already spent ${spent:.4f} of --grok-max-cost ${max_cost:g}"
+                raise ItemError(FetchError(message, kind="budget"))
+            now = time.monotonic()
+            wait = max(
+                self._resume_at - now,
+                self._rpm.delay(1, now) if self._rpm else 0.0,
+                self._tpm.delay(tokens, now) if self._tpm else 0.0,
+            )
+            if wait <= 0:
+                break
+            # A settled token reservation can make room early, so its signal also ends the wait.
+            settled = self._settled
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), wait)
+        if self._rpm is not None:
+            self._rpm.reserve(1, now)
+        return self._tpm.reserve(tokens, now) if self._tpm else None
+
+    async def _send(
+        self, client: openai.AsyncOpenAI, request: ChatRequest, tokens: Use | None
     ) -> Completion:
-        async with semaphore:
-            # A pause may have begun while this request queued for a slot.
-            await self._wait_for_pause()
-            if self._rpm is not None:
-                await self._rpm.acquire(1)
-            reservation = None
-            if self._tpm is not None:
-                reservation = await self._tpm.acquire(estimate_tokens(request))
-            self.stats.in_flight += 1
-            self.stats.sent += 1
-            self._emit()
-            started = time.perf_counter()
-            try:
-                response = await client.chat.completions.create(**request.create_kwargs())
-                latency_ms = (time.perf_counter() - started) * 1000
-                completion = parse_completion(response, latency_ms)
-            except openai.APITimeoutError:
-                error = FetchError(
-                    f"timed out after {self.settings.timeout:g} s (--grok-timeout)",
-                    kind="timeout",
-                )
-                raise _Retryable(error, None, rate_limited=False) from None
-            except openai.APIConnectionError as exc:
-                error = FetchError(f"connection failed: {exc}", kind="connection")
-                raise _Retryable(error, None, rate_limited=False) from None
-            except openai.APIStatusError as exc:
-                classified = classify(exc)
-                if isinstance(classified, FatalAPIError):
-                    self._fatal = classified
-                raise classified from None
-            except (ValueError, TypeError, AttributeError) as exc:
-                # The SDK lets a 200 with an unparsable body through as a JSONDecodeError.
-                error = FetchError(f"malformed response: {exc}", kind="malformed")
-                raise _Retryable(error, None, rate_limited=False) from None
-            finally:
-                self.stats.in_flight -= 1
-            if reservation is not None and self._tpm is not None:
-                self._tpm.settle(reservation, completion.usage.total_tokens)
-            return completion
+        """One HTTP attempt, its errors sorted into fatal, retryable and item failures."""
+        self.stats.in_flight += 1
+        self._emit()
+        started = time.perf_counter()
+        try:
+            response = await client.chat.completions.create(**request.create_kwargs())
+            completion = parse_completion(response, (time.perf_counter() - started) * 1000)
+        except openai.APITimeoutError:
+            message = f"timed out after {self.settings.timeout:g} s (--grok-timeout)"
+            raise RetryableError(FetchError(message, kind="timeout")) from None
+        except openai.APIConnectionError as exc:
+            # The SDK's own message is just "Connection error."; the cause says what happened.
+            message = f"connection failed: {exc.__cause__ or exc}"
+            raise RetryableError(FetchError(message, kind="connection")) from None
+        except openai.APIStatusError as exc:
+            classified = classify(exc)
+            if isinstance(classified, FatalAPIError):
+                self._fatal = classified
+            raise classified from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            # The SDK lets a 200 with an unparsable body through as a JSONDecodeError.
+            message = f"malformed response: {exc}"
+            raise RetryableError(FetchError(message, kind="malformed")) from None
+        finally:
+            self.stats.in_flight -= 1
+        if tokens is not None and self._tpm is not None:
+            self._tpm.settle(tokens, completion.usage.total_tokens, time.monotonic())
+            self._settled.set()
+            self._settled = asyncio.Event()
+        return completion
 
 
 def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:

@@ -9,8 +9,10 @@ from .data import Usage
 # xAI reports `usage.cost_in_usd_ticks` on chat completions; one US dollar is 1e10 ticks.
 TICKS_PER_USD = 10_000_000_000
 
-# USD per million tokens: input, cached input, output. Used only when the API sends no cost.
-# Source: xAI's models page as read on 2026-11-01 (see shared/research/api-client.md §1.1).
+# USD per million tokens: input, cached input, output. Used when the API sends no cost, and for
+# the estimate that --grok-max-cost checks before a run. Read from xAI's model pages as stored up
+# to this date (shared/research/api-client.md §1.1); where sources disagree the higher price is
+# kept, because an estimate that guards a budget should not come out low.
 PRICES_AS_OF = "2026-11-01"
 
 
@@ -23,9 +25,12 @@ class Price:
 
 PRICES: dict[str, Price] = {
     "grok-4.3": Price(1.25, 0.20, 2.50),
-    "grok-4.20-0309-reasoning": Price(1.25, 0.20, 2.50),
-    "grok-4.20-0309-non-reasoning": Price(1.25, 0.20, 2.50),
+    # docs.x.ai, March 2026; a gateway listed $1.25 / $2.50 in July 2026, unconfirmed by xAI.
+    "grok-4.20-0309-reasoning": Price(2.00, 0.20, 6.00),
+    "grok-4.20-0309-non-reasoning": Price(2.00, 0.20, 6.00),
     "grok-4.20-multi-agent-0309": Price(2.00, 0.20, 6.00),
+    # Listed by a gateway in July 2026 with no cached price; not yet seen on docs.x.ai.
+    "grok-4.5": Price(2.00, 2.00, 6.00),
     "grok-build-0.1": Price(1.00, 1.00, 2.00),
     "grok-3-mini": Price(0.30, 0.075, 0.50),
 }

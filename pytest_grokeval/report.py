@@ -87,15 +87,15 @@ def summary_lines(
     """The grokeval block of the terminal summary."""
     lines = [
         f"items: {items}",
-        f"requests: {stats.done} sent, {counts.replayed} replayed, "
+        f"requests: {stats.sent} sent, {counts.replayed} replayed, "
         f"{counts.deduplicated} deduplicated, {stats.retried} retried, {stats.failed} failed",
     ]
     if counts.missing:
         lines.append(f"not recorded: {counts.missing} (see the failures for how to record them)")
-    if stats.done:
+    if stats.sent:
         lines.append(
             f"tokens: {stats.prompt_tokens:,} in, {stats.output_tokens:,} out; "
-            f"cost ${stats.cost_usd:.4f}"
+            f"cost ${stats.cost_usd:.6f}"
         )
     if stats.latencies_ms:
         lat = stats.latencies_ms

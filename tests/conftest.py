@@ -4,9 +4,14 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpcore2  # noqa: F401  (see below)
 import pytest
 
 from pytest_grokeval.fake_grok import FakeGrok
+
+# httpx2 maps httpcore2's exceptions through classes it caches at its first request, and pytester
+# forgets modules first imported inside an in-process run: without this import, the second run
+# would get fresh httpcore2 classes, and a dropped connection would escape the SDK unmapped.
 
 # A key-like secret: tests assert it never appears in output or recordings.
 API_KEY = "xai-TESTKEY-7f3a9c1e5b2d4f6a8c0e"

@@ -1,0 +1,202 @@
+"""Engine pieces on their own: rate windows, error classification, estimates and cost."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import openai
+import pytest
+from conftest import API_KEY
+
+from pytest_grokeval.data import ChatRequest, Completion
+from pytest_grokeval.engine import (
+    DEFAULT_MAX_TOKENS_ESTIMATE,
+    WINDOW_MARGIN,
+    FatalAPIError,
+    ItemError,
+    RetryableError,
+    SlidingWindow,
+    classify,
+    estimate_tokens,
+    parse_completion,
+    rpm_window,
+)
+from pytest_grokeval.fake_grok import FakeGrok, Reply
+
+SECOND = 1.0 + WINDOW_MARGIN  # how long a use holds a one-second window
+
+# -- rate windows -------------------------------------------------------------------------------
+
+
+def test_a_window_admits_up_to_its_limit_then_waits_for_the_oldest_use_to_leave() -> None:
+    window = SlidingWindow(2, 1.0)
+    assert window.delay(1, 0.0) == 0
+    window.reserve(1, 0.0)
+    assert window.delay(1, 0.2) == 0
+    window.reserve(1, 0.2)
+    assert window.delay(1, 0.3) == pytest.approx(SECOND - 0.3)
+    assert window.delay(1, SECOND) == 0
+
+
+def test_settling_a_reservation_below_its_estimate_makes_room_at_once() -> None:
+    window = SlidingWindow(100, 1.0)
+    use = window.reserve(90, 0.0)
+    assert window.delay(50, 0.1) == pytest.approx(SECOND - 0.1)
+    window.settle(use, 30, 0.1)
+    assert window.delay(50, 0.1) == 0
+
+
+def test_usage_above_an_estimate_whose_window_has_passed_counts_from_now() -> None:
+    window = SlidingWindow(100, 1.0)
+    use = window.reserve(50, 0.0)
+    window.settle(use, 150, 5.0)
+    # The 100 tokens nobody reserved fill the window from the moment they became known.
+    assert window.delay(1, 5.5) == pytest.approx(5.0 + SECOND - 5.5)
+
+
+def test_an_amount_over_the_limit_waits_for_an_empty_window_and_holds_it_for_its_share() -> None:
+    window = SlidingWindow(100, 1.0)
+    window.reserve(10, 0.0)
+    assert window.delay(250, 0.5) == pytest.approx(SECOND - 0.5)
+    window.reserve(250, SECOND)
+    # 250 tokens are two and a half seconds' worth of a 100-a-second budget.
+    assert window.delay(1, SECOND + 1.0) == pytest.approx(2.5 * SECOND - 1.0)
+
+
+@pytest.mark.parametrize(
+    ("rpm", "limit", "seconds"),
+    [(120, 2, 1.0), (1800, 30, 1.0), (90, 1, 60 / 90), (30, 1, 2.0)],
+)
+def test_rpm_is_enforced_per_second_and_below_60_as_one_request_per_interval(
+    rpm: int, limit: int, seconds: float
+) -> None:
+    window = rpm_window(rpm)
+    assert window.limit == limit
+    assert window.seconds == pytest.approx(seconds + WINDOW_MARGIN)
+
+
+# -- classifying API errors, as the SDK raises them from real HTTP answers -------------------------
+
+
+def answer(server: FakeGrok, reply: Reply) -> Any:
+    """The SDK's result for one request the fake answers with `reply`, or the error it raised."""
+    server.add_fault(reply, times=1)
+
+    async def call() -> Any:
+        async with openai.AsyncOpenAI(
+            api_key=API_KEY, base_url=server.url, max_retries=0
+        ) as client:
+            return await client.chat.completions.create(
+                model="grok-4.3", messages=[{"role": "user", "content": "hi"}]
+            )
+
+    try:
+        return asyncio.run(call())
+    except openai.APIStatusError as exc:
+        return exc
+
+
+NO_CREDITS = (
+    "Your team abc has either used all available credits or reached its monthly spending limit."
+)
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        (Reply(status=400, error="Incorrect API key provided: xa***0e."), FatalAPIError),
+        (Reply(status=401, error="No Authorization header"), FatalAPIError),
+        (Reply(status=404, error="The model grok-9 does not exist"), FatalAPIError),
+        (Reply(status=429, error=NO_CREDITS), FatalAPIError),
+        (Reply(status=429, error="The service is temporarily at capacity."), RetryableError),
+        (Reply(status=500), RetryableError),
+        (Reply(status=503), RetryableError),
+        (Reply(status=400, error="maximum prompt length is 131072"), ItemError),
+        (Reply(status=422, error="invalid field"), ItemError),
+    ],
+    ids=lambda value: f"{value.status}" if isinstance(value, Reply) else value.__name__,
+)
+def test_errors_are_sorted_into_fatal_retryable_and_failures_of_one_case(
+    grok: FakeGrok, reply: Reply, kind: type[Exception]
+) -> None:
+    classified = classify(answer(grok, reply))
+    assert type(classified) is kind
+    assert f"HTTP {reply.status}: {reply.error or 'injected'}" in str(classified)
+
+
+def test_only_a_429_that_is_not_about_money_pauses_everyone(grok: FakeGrok) -> None:
+    limited = classify(answer(grok, Reply(status=429, error="slow down")))
+    failing = classify(answer(grok, Reply(status=500)))
+    assert isinstance(limited, RetryableError) and limited.rate_limited
+    assert isinstance(failing, RetryableError) and not failing.rate_limited
+
+
+@pytest.mark.parametrize(
+    ("reply", "seconds"),
+    [
+        (Reply(status=429, retry_after=2), 2.0),
+        (Reply(status=429, retry_after_ms=250), 0.25),
+        (Reply(status=429, retry_after=2, retry_after_ms=250), 0.25),
+        (Reply(status=503, retry_after=1.5), 1.5),
+        (Reply(status=429, retry_after=500), None),  # over two minutes: backoff instead
+        (Reply(status=429, headers={"retry-after": "soon"}), None),
+        (Reply(status=429), None),
+    ],
+)
+def test_retry_after_headers_are_read_in_seconds_and_milliseconds(
+    grok: FakeGrok, reply: Reply, seconds: float | None
+) -> None:
+    classified = classify(answer(grok, reply))
+    assert isinstance(classified, RetryableError)
+    assert classified.retry_after == seconds
+
+
+def test_a_fatal_error_says_what_to_do_about_it(grok: FakeGrok) -> None:
+    classified = classify(answer(grok, Reply(status=429, error=NO_CREDITS)))
+    assert str(classified) == (
+        f"HTTP 429: {NO_CREDITS} (add credits or raise the spending limit at console.x.ai; "
+        "the prefetch stopped)"
+    )
+
+
+# -- estimates and cost -------------------------------------------------------------------------
+
+
+def test_a_token_reservation_is_prompt_characters_over_four_plus_the_output_cap() -> None:
+    messages = ({"role": "system", "content": "s" * 20}, {"role": "user", "content": "u" * 20})
+    assert estimate_tokens(ChatRequest("grok-4.3", messages, {"max_tokens": 100})) == 110
+    assert estimate_tokens(ChatRequest("grok-4.3", messages)) == 10 + DEFAULT_MAX_TOKENS_ESTIMATE
+
+
+def completion(server: FakeGrok, usage: dict[str, Any], model: str = "grok-4.3") -> Completion:
+    return parse_completion(answer(server, Reply(usage=usage, model=model)), 12.5)
+
+
+def test_the_cost_is_the_apis_own_figure_when_it_sends_one(grok: FakeGrok) -> None:
+    assert completion(grok, {"cost_in_usd_ticks": 123_450_000}).cost_usd == pytest.approx(0.012345)
+
+
+def test_without_the_apis_figure_the_cost_comes_from_the_price_table(grok: FakeGrok) -> None:
+    # A million tokens each way: grok-4.3 lists $1.25 in and $2.50 out per million.
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000, "cost_in_usd_ticks": None}
+    assert completion(grok, usage).cost_usd == pytest.approx(3.75)
+
+
+def test_reasoning_tokens_outside_completion_tokens_are_billed_as_output(grok: FakeGrok) -> None:
+    # xAI counts reasoning in total_tokens but not in completion_tokens.
+    usage = {
+        "prompt_tokens": 1_000_000,
+        "completion_tokens": 0,
+        "total_tokens": 2_000_000,
+        "cost_in_usd_ticks": None,
+    }
+    assert completion(grok, usage).cost_usd == pytest.approx(3.75)
+
+
+def test_a_completion_keeps_the_text_model_usage_and_latency(grok: FakeGrok) -> None:
+    result = completion(grok, {"prompt_tokens": 7, "completion_tokens": 3}, model="grok-4.3-0514")
+    assert (result.text, result.finish_reason) == ("You said: hi", "stop")
+    assert result.model == "grok-4.3-0514"
+    assert (result.usage.prompt_tokens, result.usage.output_tokens) == (7, 3)
+    assert result.latency_ms == 12.5

@@ -9,12 +9,15 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import openai
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from .data import ChatRequest, Completion, FetchError, Outcome, Usage
 from .pricing import cost_from_usage, estimate_cost
+
+if TYPE_CHECKING:
+    # Imported when the first request is sent: a replay-only run never pays for the SDK.
+    import openai
 
 DEFAULT_MAX_TOKENS_ESTIMATE = 1024
 # The server sees a request some milliseconds after we stamp it, and the lag varies with the
@@ -56,6 +59,7 @@ class EngineStats:
     latencies_ms: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     paused_until: float = 0.0
+    deduplicated: int = 0  # fetches answered by a request already sent or sending
 
 
 class FatalAPIError(Exception):
@@ -254,7 +258,7 @@ ProgressCallback = Callable[[EngineStats], None]
 
 
 class Engine:
-    """Sends requests for one run: created, run once, then read for its stats."""
+    """Sends requests for one run: entered once, fed with fetch() calls, then read for stats."""
 
     def __init__(
         self,
@@ -269,44 +273,68 @@ class Engine:
         self._on_result = on_result
         self._on_progress = on_progress
         self._client_factory = client_factory or default_client
+        self._client: openai.AsyncOpenAI | None = None
+        self._semaphore = asyncio.Semaphore(settings.max_concurrent)
+        self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._resume_at = 0.0
         self._fatal: FatalAPIError | None = None
         self._rpm = rpm_window(settings.rpm) if settings.rpm else None
         self._tpm = SlidingWindow(settings.tpm / 60, 1.0) if settings.tpm else None
         self._settled = asyncio.Event()
 
+    async def __aenter__(self) -> Engine:
+        return self
+
+    def expect(self, count: int) -> None:
+        """How many requests the run plans to send, for the progress line's total."""
+        self.stats.total = count
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # A fatal error or Ctrl-C: stop the rest, and let them unwind before the client closes.
+        # Every response already received has gone to on_result.
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Early stopping sends fewer than planned, judges more: the total is what was sent.
+        self.stats.total = len(tasks)
+        if self._client is not None:
+            await self._client.close()
+
+    async def fetch(self, request: ChatRequest) -> Outcome:
+        """The outcome of one request, sent once however many callers ask for it."""
+        task = self._tasks.get(request.fingerprint)
+        if task is None:
+            if self._client is None:
+                self._client = self._client_factory(self.settings)
+                # The SDK imports its chat resource on first use; doing that now keeps the
+                # delay out of the first request, between its stamp and its arrival.
+                self._client.chat.completions  # noqa: B018
+            task = asyncio.ensure_future(self._fetch(self._client, request))
+            self._tasks[request.fingerprint] = task
+            self.stats.total = max(self.stats.total, len(self._tasks))
+            self._emit()
+        else:
+            self.stats.deduplicated += 1
+        # Shielded: one caller giving up must not cancel the request for the others.
+        return await asyncio.shield(task)
+
     async def run(self, requests: Sequence[ChatRequest]) -> dict[str, Outcome]:
         """Fetch every request once; raise FatalAPIError when the run cannot go on."""
-        unique = list({r.fingerprint: r for r in requests}.values())
-        self.stats = EngineStats(total=len(unique))
-        results: dict[str, Outcome] = {}
-        if not unique:
-            return results
-        semaphore = asyncio.Semaphore(self.settings.max_concurrent)
-        async with self._client_factory(self.settings) as client:
-            # The SDK imports its chat resource on first use; doing that now keeps the delay
-            # out of the first request, between its stamp in the rate windows and its arrival.
-            client.chat.completions  # noqa: B018
-            tasks = [
-                asyncio.ensure_future(self._fetch(client, semaphore, request, results))
-                for request in unique
-            ]
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                # A fatal error or Ctrl-C: stop the rest, and let them unwind before the client
-                # closes. Every response already received has gone to on_result.
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-        return results
+        async with self:
+            outcomes = await asyncio.gather(*(self.fetch(r) for r in requests))
+        return {r.fingerprint: o for r, o in zip(requests, outcomes, strict=True)}
 
     def _emit(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.stats)
 
-    def _finish(self, request: ChatRequest, outcome: Outcome, results: dict[str, Outcome]) -> None:
-        results[request.fingerprint] = outcome
+    def _finish(self, request: ChatRequest, outcome: Outcome) -> Outcome:
         self.stats.done += 1
         if isinstance(outcome, FetchError):
             self.stats.failed += 1
@@ -318,33 +346,26 @@ class Engine:
         if self._on_result is not None:
             self._on_result(request, outcome)
         self._emit()
+        return outcome
 
-    async def _fetch(
-        self,
-        client: openai.AsyncOpenAI,
-        semaphore: asyncio.Semaphore,
-        request: ChatRequest,
-        results: dict[str, Outcome],
-    ) -> None:
+    async def _fetch(self, client: openai.AsyncOpenAI, request: ChatRequest) -> Outcome:
         """Send one request until it is answered, fails for good, or its retries run out."""
         retries = self.settings.retries
         for attempt in range(retries + 1):
             try:
-                async with semaphore:
+                async with self._semaphore:
                     tokens = await self._admit(request)
                     if attempt == 0:
                         self.stats.sent += 1
                     completion = await self._send(client, request, tokens)
             except ItemError as exc:
-                self._finish(request, exc.error, results)
-                return
+                return self._finish(request, exc.error)
             except RetryableError as exc:
                 if attempt == retries:
                     gave_up = f"gave up after {retries} {'retry' if retries == 1 else 'retries'}"
                     error = exc.error
                     message = f"{error.message} ({gave_up})"
-                    self._finish(request, FetchError(message, error.status, error.kind), results)
-                    return
+                    return self._finish(request, FetchError(message, error.status, error.kind))
                 self.stats.retried += 1
                 delay = self._backoff(attempt + 1, exc.retry_after)
                 if exc.rate_limited:
@@ -354,8 +375,8 @@ class Engine:
                 if not exc.rate_limited:
                     await asyncio.sleep(delay)
                 continue
-            self._finish(request, completion, results)
-            return
+            return self._finish(request, completion)
+        raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -402,6 +423,8 @@ class Engine:
         self, client: openai.AsyncOpenAI, request: ChatRequest, tokens: Use | None
     ) -> Completion:
         """One HTTP attempt, its errors sorted into fatal, retryable and item failures."""
+        import openai
+
         self.stats.in_flight += 1
         self._emit()
         started = time.perf_counter()
@@ -435,6 +458,8 @@ class Engine:
 
 def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:
     """The SDK client: its own retries off, because the engine owns the only retry loop."""
+    import openai
+
     return openai.AsyncOpenAI(
         api_key=settings.api_key,
         base_url=settings.base_url,

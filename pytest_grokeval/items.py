@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from .checks import failure_message, run_checks
+from .checks import CHECKS, CheckResult, failure_message, run_checks
 from .data import Completion, FetchError
+from .judge import JudgeError
 from .messages import describe_response
-from .run import GrokRun, Need
+from .run import GrokRun, Job, grader_name
+from .sampling import Plan, rate_line
 from .suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
 
 RUN_KEY = pytest.StashKey[GrokRun]()
@@ -32,9 +34,14 @@ class SuiteFile(pytest.File):
             raise self.CollectError(exc.format(run.display(self.path))) from None
         if suite is None:
             return
+        judged = [c for spec in suite.items for c in spec.checks if CHECKS[c.base].needs_grader]
         run.collected[self.path] = {
-            (spec.name, request.sample) for spec in suite.items for request in spec.requests
+            (name, request.sample)
+            for spec in suite.items
+            for name in [spec.name] + [grader_name(spec.name, c) for c in judged]
+            for request in spec.requests
         }
+        run.collected_items[self.path] = {spec.name for spec in suite.items}
         for spec in suite.items:
             item = GrokItem.from_parent(self, name=spec.name, spec=spec)
             for mark in spec.marks:
@@ -60,11 +67,14 @@ class GrokItem(pytest.Item):
         self.spec = spec
         self._samples: list[dict[str, Any]] = []
 
-    def needs(self) -> list[Need]:
-        return [Need(self.nodeid, self.spec.name, self.path, r) for r in self.spec.requests]
+    def job(self) -> Job:
+        spec = self.spec
+        return Job(
+            self.nodeid, spec.name, self.path, spec.requests, spec.checks, spec.min_pass_rate
+        )
 
     def result(self) -> dict[str, Any]:
-        """What reports show of this item; filled in by runtest, JSON-compatible."""
+        """What reports show of this item; filled in by setup, JSON-compatible."""
         return {
             "id": self.nodeid,
             "suite": self.config.stash[RUN_KEY].display(self.path),
@@ -76,13 +86,14 @@ class GrokItem(pytest.Item):
             "samples": self._samples,
         }
 
-    def runtest(self) -> None:
+    def setup(self) -> None:
+        """Check every fetched sample; a judge that gave no verdict makes this an error."""
         run = self.config.stash[RUN_KEY]
         self._samples = []
-        messages = []
-        completions = []
-        for request in self.spec.requests:
-            outcome = run.outcome(self.nodeid, request.sample)
+        self._checked: list[tuple[Completion, list[CheckResult]]] = []
+        self._errors: list[FetchError] = []
+        outcomes = run.samples(self.nodeid, self.spec.requests)
+        for request, outcome in zip(self.spec.requests, outcomes, strict=False):
             sample: dict[str, Any] = {
                 "sample": request.sample,
                 "fingerprint": request.fingerprint,
@@ -91,29 +102,58 @@ class GrokItem(pytest.Item):
             self._samples.append(sample)
             if isinstance(outcome, FetchError):
                 sample["error"] = outcome.to_json()
+                self._errors.append(outcome)
                 continue
-            completions.append(outcome)
-            results = run_checks(self.spec.checks, outcome)
             sample["response"] = {**outcome.to_json(), "replayed": outcome.replayed}
+            graded = run.grades(self.nodeid, request.sample, self.spec.checks)
+            try:
+                results = run_checks(self.spec.checks, outcome, graded)
+            except JudgeError as exc:
+                sample["error"] = {"message": str(exc), "status": None, "kind": "judge"}
+                # An error, not a failure, and without a traceback: the message says it all.
+                pytest.fail(f"judge error in sample {request.sample}: {exc}", pytrace=False)
             sample["checks"] = [
                 {"name": r.check.name, "passed": r.passed, "expected": r.expected, "got": r.got}
                 for r in results
             ]
             sample["passed"] = all(r.passed for r in results)
-            message = failure_message(results, outcome)
-            if message is not None:
-                messages.append(message)
-        errors = [FetchError.from_json(s["error"]) for s in self._samples if "error" in s]
-        if errors:
-            raise GrokFailure(fetch_failure(errors))
+            self._checked.append((outcome, results))
+
+    def runtest(self) -> None:
+        if self._errors:
+            raise GrokFailure(fetch_failure(self._errors))
+        completions = [completion for completion, _ in self._checked]
         self._record_properties(completions)
-        if messages:
-            raise GrokFailure("\n\n".join(messages))
+        failures = [
+            message
+            for completion, results in self._checked
+            if (message := failure_message(results, completion)) is not None
+        ]
+        passes = len(self._checked) - len(failures)
+        plan = Plan(self.spec.repeat, self.spec.min_pass_rate)
+        if self.spec.repeat == 1:
+            if failures:
+                raise GrokFailure(failures[0])
+        elif plan.verdict(passes, len(failures)) is not True:
+            raise GrokFailure(self._rate_failure(plan, passes, failures))
+        else:
+            rate = rate_line(plan, passes, len(failures))
+            self.add_report_section("call", "grok pass rate", rate)
         for completion in completions:
             # Failures already show the response; passes show it under -rP.
             self.add_report_section("call", "grok response", describe_response(completion, 4000))
 
+    def _rate_failure(self, plan: Plan, passes: int, failures: list[str]) -> str:
+        lines = [rate_line(plan, passes, len(failures))]
+        for (completion, results), sample in zip(self._checked, self._samples, strict=False):
+            failed = [r.check.name for r in results if not r.passed]
+            verdict = "FAIL " + ", ".join(failed) if failed else "pass"
+            lines.append(f"  sample {sample['sample']}: {verdict}: {completion.text[:60]!r}")
+        return "\n".join(lines) + "\n\nfirst failing sample:\n" + failures[0]
+
     def _record_properties(self, completions: list[Completion]) -> None:
+        if not completions:
+            return
         first = completions[0]
         self.user_properties += [
             ("grok_model", first.model),

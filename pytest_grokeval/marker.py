@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from .data import ChatRequest
-from .run import Need
+from .run import Job
 
 MARKER_HELP = (
     "grok(prompt=None, messages=None, system=None, model=None, params=None): fetch this "
@@ -60,10 +60,10 @@ def request_for(item: pytest.Item, default_model: str) -> ChatRequest | None:
     return ChatRequest(model=model, messages=tuple(turns), params=dict(params))
 
 
-def needs_for(item: pytest.Item, default_model: str) -> list[Need]:
+def job_for(item: pytest.Item, default_model: str) -> Job | None:
     """The marked test's one request, recorded per test module like a suite's cases."""
     try:
         request = request_for(item, default_model)
     except MarkerError:
-        return []  # the fixture reports it, at the test that has it
-    return [] if request is None else [Need(item.nodeid, item.name, item.path, request)]
+        return None  # the fixture reports it, at the test that has it
+    return None if request is None else Job(item.nodeid, item.name, item.path, (request,))

@@ -60,6 +60,8 @@ INI_ONLY = [
      "glob patterns of YAML suite files (default: test_*.yaml test_*.yml)"),
     ("grok_api_key_env", "string", "XAI_API_KEY",
      "environment variable holding the API key (default XAI_API_KEY)"),
+    ("grok_judge_model", "string", "",
+     "model of the judge check's grader (default: --grok-model)"),
     ("grok_retry_base_delay", "string", "0.5",
      "first retry delay in seconds; doubles each retry, with jitter (default 0.5)"),
 ]
@@ -102,6 +104,7 @@ class Settings:
     api_key_env: str
     api_key: str | None
     backoff_base: float
+    judge_model: str | None = None
 
     @property
     def base_host(self) -> str:
@@ -183,4 +186,5 @@ def resolve(config: pytest.Config) -> Settings:
         api_key_env=key_env,
         api_key=api_key,
         backoff_base=max(backoff, 0.0),
+        judge_model=str(config.getini("grok_judge_model") or "") or None,
     )

@@ -16,7 +16,7 @@ from .engine import EngineStats, FatalAPIError
 from .items import RUN_KEY, GrokItem, SuiteFile, fetch_failure, statically_skipped
 from .recordings import DIRNAME
 from .report import Progress, header, summary_lines
-from .run import BudgetExceeded, Counts, GrokRun, Need
+from .run import BudgetExceeded, Counts, GrokRun, Job
 
 CONTROLLER = "grokeval-xdist-controller"
 
@@ -75,44 +75,47 @@ def _prefetch(session: pytest.Session) -> None:
     run.items = len(items) + len(marked)
     for item in items:
         run.selected.setdefault(item.path, set()).add(item.name)
-    needs = [need for i in items if not statically_skipped(i) for need in i.needs()]
+    jobs = [item.job() for item in items if not statically_skipped(item)]
     for test in marked:
-        if not statically_skipped(test):
-            needs += marker.needs_for(test, model)
+        job = None if statically_skipped(test) else marker.job_for(test, model)
+        if job is not None:
+            jobs.append(job)
     directory = workers.shared_dir(session.config)
     if directory is None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        fatal = _fetch(run, needs, Progress(reporter, quiet=session.config.get_verbosity() < 0))
+        fatal = _fetch(run, jobs, Progress(reporter, quiet=session.config.get_verbosity() < 0))
     elif workers.become_leader(directory):
         run.leader = True
         fatal = None
         try:
             with workers.heartbeat(directory):
-                fatal = _fetch(run, needs, None)
+                fatal = _fetch(run, jobs, None)
         finally:
-            workers.publish(directory, run.outcomes, fatal)
+            workers.publish(directory, run.outcomes, run.graded, fatal)
     else:
-        fatal = _follow(run, needs, directory)
+        fatal = _follow(run, jobs, directory)
     if fatal is not None:
         pytest.exit(fatal, returncode=pytest.ExitCode.INTERRUPTED)
 
 
-def _fetch(run: GrokRun, needs: Sequence[Need], progress: Progress | None) -> str | None:
+def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str | None:
     """Prefetch; an error that stops the whole run comes back as its one-line message."""
     try:
-        run.prefetch(needs, progress)
+        run.prefetch(jobs, progress)
     except (FatalAPIError, BudgetExceeded) as exc:
         run.fatal = f"grokeval: {exc}"
     return run.fatal
 
 
-def _follow(run: GrokRun, needs: Sequence[Need], directory: Path) -> str | None:
+def _follow(run: GrokRun, jobs: Sequence[Job], directory: Path) -> str | None:
     try:
-        outcomes, fatal = workers.wait_for_leader(directory)
+        outcomes, graded, fatal = workers.wait_for_leader(directory)
     except workers.LeaderLost as exc:
         lost = FetchError(str(exc), kind="leader")
-        outcomes, fatal = {(n.key, n.request.sample): lost for n in needs}, None
+        outcomes = {(job.key, r.sample): lost for job in jobs for r in job.requests}
+        graded, fatal = {}, None
     run.outcomes.update(outcomes)
+    run.graded.update(graded)
     return fatal
 
 

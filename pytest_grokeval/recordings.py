@@ -81,9 +81,9 @@ class RecordingStore:
     def keys(self) -> set[tuple[str, int]]:
         return set(self._entries)
 
-    def lookup(self, item: str, request: ChatRequest) -> Completion | None:
-        """The recorded completion for this item's request, if the request is unchanged."""
-        entry = self._entries.get((item, request.sample))
+    def lookup(self, item: str, request: ChatRequest, slot: int) -> Completion | None:
+        """The recorded completion at (item, slot), if the request is unchanged."""
+        entry = self._entries.get((item, slot))
         if entry is None or entry.fingerprint != request.fingerprint:
             # The same request recorded under another item name (a renamed case) still replays.
             entry = self._by_fingerprint.get(request.fingerprint)
@@ -95,26 +95,26 @@ class RecordingStore:
         entry = self._entries.get((item, sample))
         return None if entry is None else str(entry.response.get("model") or "") or None
 
-    def explain_miss(self, item: str, request: ChatRequest, display: str) -> str:
+    def explain_miss(self, item: str, request: ChatRequest, slot: int, display: str) -> str:
         """Why replay found nothing, and the exact way to record it."""
         how = "record it with XAI_API_KEY set and --grok-record=new"
-        entry = self._entries.get((item, request.sample))
+        entry = self._entries.get((item, slot))
         if entry is None:
-            what = "sample " + str(request.sample) + " of " if request.sample else ""
+            what = "sample " + str(slot) + " of " if slot else ""
             return f"no recording of {what}{item!r} in {display}; {how}"
         change = describe_change(entry.request, _request_json(request))
         return f"the recording of {item!r} in {display} is stale: {change}; {how}"
 
-    def put(self, item: str, request: ChatRequest, completion: Completion) -> None:
+    def put(self, item: str, request: ChatRequest, completion: Completion, slot: int) -> None:
         entry = Entry(
             item=item,
-            sample=request.sample,
+            sample=slot,
             fingerprint=request.fingerprint,
             request=_request_json(request),
             response=completion.to_json(),
         )
-        self._puts[(item, request.sample)] = entry
-        self._drops.discard((item, request.sample))
+        self._puts[(item, slot)] = entry
+        self._drops.discard((item, slot))
 
     def drop(self, key: tuple[str, int]) -> None:
         self._drops.add(key)

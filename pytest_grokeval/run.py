@@ -1,4 +1,4 @@
-"""One run's state: which requests items need, replay, the engine call, and recording."""
+"""One run's state and its prefetch: replay, send, grade and record, item by item."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from .checks import CHECKS, Check, run_checks
 from .data import ChatRequest, Completion, FetchError, Outcome
 from .engine import Engine, EngineSettings, EngineStats, FatalAPIError, estimate_request_cost
+from .judge import JudgeError, grader_request, parse_rubric
 from .options import Settings
 from .recordings import RecordingError, RecordingStore, recordings_path
+from .sampling import Plan
 
 if TYPE_CHECKING:
     from .report import Progress
@@ -22,13 +25,20 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Need:
-    """One request of one item: the unit that is replayed, sent or recorded."""
+class Job:
+    """What one test needs fetched: its samples, and the checks that decide when to stop."""
 
     key: str  # the item's node id
-    name: str  # the item's name inside its suite file (the recording key)
-    suite: Path | None  # None for requests that are not recorded per suite file
-    request: ChatRequest
+    name: str  # the item's name inside its file: the recording key
+    suite: Path  # the file whose recordings hold it
+    requests: tuple[ChatRequest, ...]
+    checks: tuple[Check, ...] = ()
+    min_pass_rate: float = 1.0
+
+
+def grader_name(name: str, check: Check) -> str:
+    """The recording key of a judge's replies about one item: 'case judge'."""
+    return f"{name} {check.name}"
 
 
 @dataclass
@@ -49,19 +59,24 @@ class GrokRun:
     def __init__(self, settings: Settings, rootpath: Path) -> None:
         self.settings = settings
         self.rootpath = rootpath
+        # Sample outcomes by (item key, sample), and grader replies by (key, sample, check).
         self.outcomes: dict[tuple[str, int], Outcome] = {}
+        self.graded: dict[tuple[str, int, str], Outcome] = {}
         self.counts = Counts()
         self.engine_stats = EngineStats()
-        # Recording keys (item name, sample) of every collected item, and names selected, per file.
+        # Per suite file: every recording key its collected items may use, and item names.
         self.collected: dict[Path, set[tuple[str, int]]] = {}
+        self.collected_items: dict[Path, set[str]] = {}
         self.selected: dict[Path, set[str]] = {}
         self.pruned: list[str] = []
         self.marks: set[str] = set()  # custom marker names already registered
         self.items = 0
-        self._stores: dict[Path, RecordingStore | RecordingError] = {}
         self.prefetched = False
         self.leader = False  # under xdist: this worker fetched for all of them
         self.fatal: str | None = None
+        self._stores: dict[Path, RecordingStore | RecordingError] = {}
+        self._finished: set[str] = set()
+        self._waiting: dict[str, list[tuple[RecordingStore, str, int]]] = {}
 
     def display(self, path: Path) -> str:
         try:
@@ -87,133 +102,212 @@ class GrokRun:
             return FetchError("no response was fetched for this item", kind="missing")
         return found
 
-    def estimate_cost(self, needs: Sequence[Need]) -> float:
-        unique = {n.request.fingerprint: n.request for n in needs}
-        return sum(estimate_request_cost(r) for r in unique.values())
+    def samples(self, key: str, requests: Sequence[ChatRequest]) -> list[Outcome]:
+        """The outcomes an item got, in order; early stopping leaves the rest unfetched."""
+        found = []
+        for request in requests:
+            outcome = self.outcomes.get((key, request.sample))
+            if outcome is None:
+                break
+            found.append(outcome)
+        return found or [self.outcome(key, 0)]
 
-    def prefetch(self, needs: Sequence[Need], progress: Progress | None) -> None:
+    def grades(self, key: str, sample: int, checks: Sequence[Check]) -> dict[str, Outcome]:
+        return {
+            c.name: self.graded[(key, sample, c.name)]
+            for c in checks
+            if (key, sample, c.name) in self.graded
+        }
+
+    def prefetch(self, jobs: Sequence[Job], progress: Progress | None) -> None:
         """Replay what recordings hold, send the rest at once, record what came back."""
         started = time.monotonic()
-        mode = self.settings.record
-        to_send: list[Need] = []
-        for need in needs:
-            self.counts.needed += 1
-            outcome = self._replay(need) if mode in ("none", "new") else None
-            if outcome is not None:
-                self.outcomes[(need.key, need.request.sample)] = outcome
-            elif mode == "none" or self.settings.api_key is None:
-                self.outcomes[(need.key, need.request.sample)] = self._miss(need)
-            else:
-                to_send.append(need)
-        self.counts.deduplicated = len(to_send) - len({n.request.fingerprint for n in to_send})
+        engine = Engine(
+            self._engine_settings(),
+            on_result=self._received,
+            on_progress=progress.update if progress else None,
+        )
         try:
-            if to_send:
-                self._check_budget(to_send)
-                self._send(to_send, progress)
+            to_send = self._to_send(jobs)
+            self._check_budget(to_send)
+            engine.expect(len({r.fingerprint for r in to_send}))
+            run_sync(lambda: self._run(engine, jobs))
         finally:
+            self.engine_stats = engine.stats
+            self.counts.deduplicated = engine.stats.deduplicated
+            if progress is not None and engine.stats.total:
+                progress.finish(engine.stats)
+            self._unfinished(jobs)
             self.counts.prefetch_seconds = time.monotonic() - started
             self.prefetched = True
-            if mode == "rewrite":
+            if self.settings.record == "rewrite":
                 self.pruned = self._prune()
             self.save()
 
-    def _replay(self, need: Need) -> Outcome | None:
-        if need.suite is None:
-            return None
-        store = self.store(need.suite)
-        if isinstance(store, RecordingError):
-            return FetchError(str(store), kind="recording")
-        completion = store.lookup(need.name, need.request)
-        if completion is not None:
-            self.counts.replayed += 1
-        return completion
+    async def _run(self, engine: Engine, jobs: Sequence[Job]) -> None:
+        async with engine:
+            await asyncio.gather(*(self._job(engine, job) for job in jobs))
 
-    def _miss(self, need: Need) -> FetchError:
-        self.counts.missing += 1
-        if need.suite is None:
-            return FetchError(
-                f"no API key in {self.settings.api_key_env} and nothing recorded", kind="missing"
-            )
-        store = self.store(need.suite)
+    def _engine_settings(self) -> EngineSettings:
+        s = self.settings
+        return EngineSettings(
+            base_url=s.base_url,
+            api_key=s.api_key or "",
+            max_concurrent=s.max_concurrent,
+            timeout=s.timeout,
+            retries=s.retries,
+            rpm=s.rpm,
+            tpm=s.tpm,
+            max_cost=s.max_cost,
+            backoff_base=s.backoff_base,
+        )
+
+    async def _job(self, engine: Engine, job: Job) -> None:
+        """Sample in waves until the pass rate is decided; grade each sample as it arrives."""
+        plan = Plan(len(job.requests), job.min_pass_rate)
+        passes = failures = sent = 0
+        while (wave := plan.next_wave(passes, failures)) > 0:
+            batch = job.requests[sent : sent + wave]
+            sent += wave
+            verdicts = await asyncio.gather(*(self._sample(engine, job, r) for r in batch))
+            if None in verdicts:
+                break  # a request or a grader failed: the item reports it; no more samples
+            passes += sum(1 for v in verdicts if v)
+            failures += sum(1 for v in verdicts if not v)
+        self._finished.add(job.key)
+
+    async def _sample(self, engine: Engine, job: Job, request: ChatRequest) -> bool | None:
+        """Fetch and check one sample: True or False, or None when it could not be judged."""
+        outcome = await self._obtain(engine, job.key, job.name, job.suite, request)
+        self.outcomes[(job.key, request.sample)] = outcome
+        if isinstance(outcome, FetchError):
+            return None
+        graded = await asyncio.gather(
+            *(self._grade(engine, job, request.sample, check, outcome) for check in job.checks
+              if CHECKS[check.base].needs_grader)
+        )
+        try:
+            results = run_checks(job.checks, outcome, dict(graded))
+        except JudgeError:
+            return None
+        return all(result.passed for result in results)
+
+    async def _grade(
+        self, engine: Engine, job: Job, sample: int, check: Check, response: Completion
+    ) -> tuple[str, Outcome]:
+        """The judge's reply about one sample: sent as soon as the sample has arrived."""
+        model = self.settings.judge_model or self.settings.model
+        request = grader_request(parse_rubric(check.arg), response, model)
+        name = grader_name(job.name, check)
+        graded = await self._obtain(engine, job.key, name, job.suite, request, sample)
+        self.graded[(job.key, sample, check.name)] = graded
+        return check.name, graded
+
+    async def _obtain(
+        self,
+        engine: Engine,
+        key: str,
+        name: str,
+        suite: Path,
+        request: ChatRequest,
+        sample: int | None = None,
+    ) -> Outcome:
+        """Replay when the mode allows and a recording matches; else send and record."""
+        slot = request.sample if sample is None else sample
+        mode = self.settings.record
+        self.counts.needed += 1
+        store = self.store(suite)
         if isinstance(store, RecordingError):
             return FetchError(str(store), kind="recording")
-        display = self.display(recordings_path(need.suite))
-        message = store.explain_miss(need.name, need.request, display)
+        if mode in ("none", "new"):
+            replayed = store.lookup(name, request, slot)
+            if replayed is not None:
+                self.counts.replayed += 1
+                return replayed
+        if mode == "none" or self.settings.api_key is None:
+            return self._miss(store, name, request, slot, suite)
+        # Recorded when the engine receives it, not when this coroutine resumes: after Ctrl-C
+        # it may never resume, and every response received must still be kept.
+        waiter = (store, name, slot)
+        self._waiting.setdefault(request.fingerprint, []).append(waiter)
+        outcome = await engine.fetch(request)
+        pending = self._waiting.get(request.fingerprint, [])
+        if waiter in pending:  # the request had been answered before this item asked for it
+            pending.remove(waiter)
+            if isinstance(outcome, Completion):
+                self._record(store, name, request, slot, outcome)
+        return outcome
+
+    def _received(self, request: ChatRequest, outcome: Outcome) -> None:
+        """The engine's result callback: record the response for every item that asked."""
+        for store, name, slot in self._waiting.pop(request.fingerprint, []):
+            if isinstance(outcome, Completion):
+                self._record(store, name, request, slot, outcome)
+
+    def _to_send(self, jobs: Sequence[Job]) -> list[ChatRequest]:
+        """The sample requests replay will not answer: what the run plans to send."""
+        if self.settings.record == "none" or self.settings.api_key is None:
+            return []
+        replaying = self.settings.record == "new"
+        planned = []
+        for job in jobs:
+            store = self.store(job.suite)
+            for request in job.requests:
+                if not (
+                    replaying
+                    and isinstance(store, RecordingStore)
+                    and store.lookup(job.name, request, request.sample) is not None
+                ):
+                    planned.append(request)
+        return planned
+
+    def _miss(
+        self, store: RecordingStore, name: str, request: ChatRequest, slot: int, suite: Path
+    ) -> FetchError:
+        self.counts.missing += 1
+        display = self.display(recordings_path(suite))
+        message = store.explain_miss(name, request, slot, display)
         if self.settings.record == "none" and self.settings.record_explicit:
             return FetchError(message, kind="missing")
         return FetchError(
             f"{message} (replay only: {self.settings.api_key_env} is not set)", kind="missing"
         )
 
-    def _check_budget(self, needs: Sequence[Need]) -> None:
+    def _check_budget(self, requests: Sequence[ChatRequest]) -> None:
         limit = self.settings.max_cost
-        if limit is None:
+        if limit is None or not requests:
             return
-        estimate = self.estimate_cost(needs)
+        unique = {r.fingerprint: r for r in requests}
+        estimate = sum(estimate_request_cost(r) for r in unique.values())
         if estimate > limit:
+            count = len(unique)
             raise BudgetExceeded(
-                f"the estimated cost of {len({n.request.fingerprint for n in needs})} requests "
-                f"is ${estimate:.4f}, over --grok-max-cost ${limit:g}; nothing was sent. "
+                f"the estimated cost of {count} requests is ${estimate:.4f}, over "
+                f"--grok-max-cost ${limit:g}; nothing was sent. "
                 "Raise the limit, lower max_tokens, or select fewer cases (-k)"
             )
 
-    def _send(self, needs: Sequence[Need], progress: Progress | None) -> None:
-        by_fingerprint: dict[str, list[Need]] = {}
-        for need in needs:
-            by_fingerprint.setdefault(need.request.fingerprint, []).append(need)
+    def _unfinished(self, jobs: Sequence[Job]) -> None:
+        """Items whose sampling was cut short by a fatal error or Ctrl-C say so."""
+        stopped = FetchError("not sent: the run stopped before this request", kind="interrupted")
+        for job in jobs:
+            if job.key not in self._finished:
+                for request in job.requests:
+                    self.outcomes.setdefault((job.key, request.sample), stopped)
 
-        def on_result(request: ChatRequest, outcome: Outcome) -> None:
-            for need in by_fingerprint[request.fingerprint]:
-                self.outcomes[(need.key, need.request.sample)] = outcome
-                if isinstance(outcome, Completion) and need.suite is not None:
-                    self._record(need, outcome)
-
-        s = self.settings
-        engine = Engine(
-            EngineSettings(
-                base_url=s.base_url,
-                api_key=s.api_key or "",
-                max_concurrent=s.max_concurrent,
-                timeout=s.timeout,
-                retries=s.retries,
-                rpm=s.rpm,
-                tpm=s.tpm,
-                max_cost=s.max_cost,
-                backoff_base=s.backoff_base,
-            ),
-            on_result=on_result,
-            on_progress=progress.update if progress else None,
-        )
-        try:
-            run_sync(lambda: engine.run([n.request for n in needs]))
-        finally:
-            self.engine_stats = engine.stats
-            if progress is not None:
-                progress.finish(engine.stats)
-        self._unsent(needs)
-
-    def _unsent(self, needs: Sequence[Need]) -> None:
-        for need in needs:
-            self.outcomes.setdefault(
-                (need.key, need.request.sample),
-                FetchError("not sent: the run stopped before this request", kind="interrupted"),
-            )
-
-    def _record(self, need: Need, completion: Completion) -> None:
-        assert need.suite is not None
-        store = self.store(need.suite)
-        if isinstance(store, RecordingError):
-            return
-        before = store.recorded_model(need.name, need.request.sample)
-        if before and before != completion.model:
+    def _record(
+        self, store: RecordingStore, name: str, request: ChatRequest, slot: int, got: Completion
+    ) -> None:
+        before = store.recorded_model(name, slot)
+        if before and before != got.model:
             self.counts.drift.append(
-                f"{need.name}: recorded answer came from {before!r}, now from {completion.model!r}"
+                f"{name}: recorded answer came from {before!r}, now from {got.model!r}"
             )
-        elif completion.model and completion.model != need.request.model:
+        elif got.model and got.model != request.model:
             self.counts.drift.append(
-                f"{need.name}: asked for {need.request.model!r}, {completion.model!r} answered"
+                f"{name}: asked for {request.model!r}, {got.model!r} answered"
             )
-        store.put(need.name, need.request, completion)
+        store.put(name, request, got, slot)
 
     def _prune(self) -> list[str]:
         """Under rewrite, drop entries that no collected item uses; return what was dropped."""
@@ -231,7 +325,7 @@ class GrokRun:
         """Recorded entries no collected item uses, in files whose every item was selected."""
         found: list[str] = []
         for suite, keys in self.collected.items():
-            if self.selected.get(suite, set()) != {name for name, _ in keys}:
+            if self.selected.get(suite, set()) != self.collected_items.get(suite, set()):
                 continue
             store = self.store(suite)
             if isinstance(store, RecordingError):
@@ -266,4 +360,4 @@ async def _as_coroutine(make: Callable[[], Awaitable[T]]) -> T:
     return await make()
 
 
-__all__ = ["BudgetExceeded", "FatalAPIError", "GrokRun", "Need", "run_sync"]
+__all__ = ["BudgetExceeded", "FatalAPIError", "GrokRun", "Job", "run_sync"]

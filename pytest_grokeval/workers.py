@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +96,32 @@ def heartbeat(directory: Path) -> Iterator[None]:
         thread.join()
 
 
-def publish(directory: Path, outcomes: dict[tuple[str, int], Outcome], fatal: str | None) -> None:
-    """Write every outcome for the followers, atomically."""
+def _dump(outcome: Outcome) -> list[Any]:
+    if isinstance(outcome, Completion):
+        return ["completion", {**outcome.to_json(), "replayed": outcome.replayed}]
+    return ["error", outcome.to_json()]
+
+
+def _load(kind: str, data: dict[str, Any]) -> Outcome:
+    if kind == "completion":
+        return Completion.from_json(data, replayed=bool(data.get("replayed")))
+    return FetchError.from_json(data)
+
+
+Graded = dict[tuple[str, int, str], Outcome]
+
+
+def publish(
+    directory: Path,
+    outcomes: dict[tuple[str, int], Outcome],
+    graded: Graded,
+    fatal: str | None,
+) -> None:
+    """Write every outcome and grader reply for the followers, atomically."""
     document = {
         "fatal": fatal,
-        "outcomes": [
-            [key, sample, "completion", {**o.to_json(), "replayed": o.replayed}]
-            if isinstance(o, Completion)
-            else [key, sample, "error", o.to_json()]
-            for (key, sample), o in outcomes.items()
-        ],
+        "outcomes": [[key, sample, *_dump(o)] for (key, sample), o in outcomes.items()],
+        "graded": [[key, sample, name, *_dump(o)] for (key, sample, name), o in graded.items()],
     }
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".outcomes.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -114,24 +130,22 @@ def publish(directory: Path, outcomes: dict[tuple[str, int], Outcome], fatal: st
 
 
 def wait_for_leader(
-    directory: Path, *, on_wait: Callable[[], None] | None = None
-) -> tuple[dict[tuple[str, int], Outcome], str | None]:
+    directory: Path,
+) -> tuple[dict[tuple[str, int], Outcome], Graded, str | None]:
     """Read the leader's outcomes once written; raise LeaderLost if it died first."""
     path = directory / OUTCOMES
     while not path.exists():
         _check_leader_alive(directory)
-        if on_wait is not None:
-            on_wait()
         time.sleep(POLL_INTERVAL)
     document = json.loads(path.read_text(encoding="utf-8"))
-    outcomes: dict[tuple[str, int], Outcome] = {}
-    for key, sample, kind, data in document["outcomes"]:
-        outcomes[(key, sample)] = (
-            Completion.from_json(data, replayed=data.get("replayed", False))
-            if kind == "completion"
-            else FetchError.from_json(data)
-        )
-    return outcomes, document["fatal"]
+    outcomes = {
+        (key, sample): _load(kind, data) for key, sample, kind, data in document["outcomes"]
+    }
+    graded = {
+        (key, sample, name): _load(kind, data)
+        for key, sample, name, kind, data in document["graded"]
+    }
+    return outcomes, graded, document["fatal"]
 
 
 def _alive(pid: int) -> bool:

@@ -106,12 +106,15 @@ class GrokItem(pytest.Item):
                 continue
             sample["response"] = {**outcome.to_json(), "replayed": outcome.replayed}
             graded = run.grades(self.nodeid, request.sample, self.spec.checks)
+            problem: str | None = None
             try:
                 results = run_checks(self.spec.checks, outcome, graded)
             except JudgeError as exc:
                 sample["error"] = {"message": str(exc), "status": None, "kind": "judge"}
+                problem = f"judge error in sample {request.sample}: {exc}"
+            if problem is not None:
                 # An error, not a failure, and without a traceback: the message says it all.
-                pytest.fail(f"judge error in sample {request.sample}: {exc}", pytrace=False)
+                pytest.fail(problem, pytrace=False)
             sample["checks"] = [
                 {"name": r.check.name, "passed": r.passed, "expected": r.expected, "got": r.got}
                 for r in results

@@ -139,11 +139,14 @@ class GrokItem(pytest.Item):
                 raise GrokFailure(failures[0])
         elif plan.verdict(passes, len(failures)) is not True:
             raise GrokFailure(self._rate_failure(plan, passes, failures))
-        else:
+        # Failures already show the responses; passes show them under -rP or -rA only, since
+        # every report keeps its sections until the run ends.
+        if not any(char in self.config.option.reportchars for char in "PA"):
+            return
+        if self.spec.repeat > 1:
             rate = rate_line(plan, passes, len(failures))
             self.add_report_section("call", "grok pass rate", rate)
         for completion in completions:
-            # Failures already show the response; passes show it under -rP.
             self.add_report_section("call", "grok response", describe_response(completion, 4000))
 
     def _rate_failure(self, plan: Plan, passes: int, failures: list[str]) -> str:

@@ -184,14 +184,3 @@ def _merged_summary(outputs: list[dict[str, Any]]) -> list[str]:
     if data["fatal"]:
         lines.append(data["fatal"])
     return lines
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the item's result to its report: reports travel to the xdist controller."""
-    report = yield
-    if isinstance(item, GrokItem) and report.when == "call":
-        report.grokeval = item.result()  # type: ignore[attr-defined]
-    return report

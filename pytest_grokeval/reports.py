@@ -36,15 +36,20 @@ def register(config: pytest.Config) -> None:
 
 
 class SetupResults:
-    """Gives the setup report of a skipped or erroring item its result: it has no call report."""
+    """Attaches each item's result to its report, which travels to the xdist controller.
+
+    Only when a report file was asked for: ten thousand results cost memory. A skipped or
+    erroring item has no call report, so its setup report carries the (sample-less) result.
+    """
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """Attach the (sample-less) result where the call phase would have."""
+        """Attach the result to the call report, or to a setup report that did not pass."""
         report = yield
-        if isinstance(item, GrokItem) and report.when == "setup" and not report.passed:
+        failed_setup = report.when == "setup" and not report.passed
+        if isinstance(item, GrokItem) and (report.when == "call" or failed_setup):
             report.grokeval = item.result()  # type: ignore[attr-defined]
         return report
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_TOKENS_ESTIMATE = 1024
 # The server sees a request some milliseconds after we stamp it, and the lag varies with the
 # network and the client's load; without this slack a window closed for us can be open for it.
-WINDOW_MARGIN = 0.1
+WINDOW_MARGIN = 0.04
 BACKOFF_CAP = 30.0
 # The SDK's own cap: a longer retry-after means "not soon", and backoff is used instead.
 RETRY_AFTER_CAP = 120.0

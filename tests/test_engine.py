@@ -221,7 +221,8 @@ def test_grok_rpm_120_never_lets_more_than_2_requests_arrive_within_one_second(
     result.assert_outcomes(passed=40)
     times = arrivals(project.server)
     assert len(times) == 40
-    assert all(third - first >= 1.0 for first, third in zip(times, times[2:], strict=False))
+    gaps = [third - first for first, third in zip(times, times[2:], strict=False)]
+    assert min(gaps) >= 1.0, gaps
 
 
 def test_grok_tpm_never_lets_more_than_its_per_second_share_of_tokens_arrive(
@@ -235,7 +236,8 @@ def test_grok_tpm_never_lets_more_than_its_per_second_share_of_tokens_arrive(
     result.assert_outcomes(passed=6)
     times = arrivals(project.server)
     assert len(times) == 6
-    assert all(third - first >= 1.0 for first, third in zip(times, times[2:], strict=False))
+    gaps = [third - first for first, third in zip(times, times[2:], strict=False)]
+    assert min(gaps) >= 1.0, gaps
 
 
 def test_a_max_cost_below_the_estimate_refuses_to_start_and_says_the_estimate(

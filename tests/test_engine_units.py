@@ -13,11 +13,13 @@ from pytest_grokeval.data import ChatRequest, Completion
 from pytest_grokeval.engine import (
     DEFAULT_MAX_TOKENS_ESTIMATE,
     WINDOW_MARGIN,
+    EngineSettings,
     FatalAPIError,
     ItemError,
     RetryableError,
     SlidingWindow,
     classify,
+    default_client,
     estimate_tokens,
     parse_completion,
     rpm_window,
@@ -80,16 +82,14 @@ def test_rpm_is_enforced_per_second_and_below_60_as_one_request_per_interval(
 
 
 def answer(server: FakeGrok, reply: Reply) -> Any:
-    """The SDK's result for one request the fake answers with `reply`, or the error it raised."""
+    """The body the engine's client reads for one request, or the SDK error it raised."""
     server.add_fault(reply, times=1)
+    settings = EngineSettings(base_url=server.url, api_key=API_KEY)
 
     async def call() -> Any:
-        async with openai.AsyncOpenAI(
-            api_key=API_KEY, base_url=server.url, max_retries=0
-        ) as client:
-            return await client.chat.completions.create(
-                model="grok-4.3", messages=[{"role": "user", "content": "hi"}]
-            )
+        async with default_client(settings) as client:
+            body = {"model": "grok-4.3", "messages": [{"role": "user", "content": "hi"}]}
+            return await client.post("/chat/completions", body=body, cast_to=object)
 
     try:
         return asyncio.run(call())

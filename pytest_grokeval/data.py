@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -25,9 +26,9 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)
     sample: int = 0
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """A short stable hash of everything that changes the answer."""
+        """A short stable hash of everything that changes the answer (computed once)."""
         return _fingerprint(self)
 
     def identity(self) -> dict[str, Any]:

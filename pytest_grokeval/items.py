@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from .checks import CHECKS, CheckResult, failure_message, run_checks
-from .data import Completion, FetchError
+from .data import ChatRequest, Completion, FetchError, Outcome
 from .judge import JudgeError
 from .messages import describe_response
 from .run import GrokRun, Job, grader_name
@@ -65,7 +66,8 @@ class GrokItem(pytest.Item):
     def __init__(self, *, spec: CaseItemSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
-        self._samples: list[dict[str, Any]] = []
+        # Per fetched sample: its request, outcome, check results and any judge problem.
+        self._seen: list[Sample] = []
 
     def job(self) -> Job:
         spec = self.spec
@@ -74,7 +76,7 @@ class GrokItem(pytest.Item):
         )
 
     def result(self) -> dict[str, Any]:
-        """What reports show of this item; filled in by setup, JSON-compatible."""
+        """What reports show of this item, JSON-compatible; built only when a report asks."""
         return {
             "id": self.nodeid,
             "suite": self.config.stash[RUN_KEY].display(self.path),
@@ -83,56 +85,42 @@ class GrokItem(pytest.Item):
             "case_id": self.spec.case_id,
             "repeat": self.spec.repeat,
             "min_pass_rate": self.spec.min_pass_rate,
-            "samples": self._samples,
+            "samples": [sample.to_json() for sample in self._seen],
         }
 
     def setup(self) -> None:
         """Check every fetched sample; a judge that gave no verdict makes this an error."""
         run = self.config.stash[RUN_KEY]
-        self._samples = []
-        self._checked: list[tuple[Completion, list[CheckResult]]] = []
-        self._errors: list[FetchError] = []
+        self._seen = []
         outcomes = run.samples(self.nodeid, self.spec.requests)
         for request, outcome in zip(self.spec.requests, outcomes, strict=False):
-            sample: dict[str, Any] = {
-                "sample": request.sample,
-                "fingerprint": request.fingerprint,
-                "request": request.identity(),
-            }
-            self._samples.append(sample)
+            sample = Sample(request, outcome)
+            self._seen.append(sample)
             if isinstance(outcome, FetchError):
-                sample["error"] = outcome.to_json()
-                self._errors.append(outcome)
                 continue
-            sample["response"] = {**outcome.to_json(), "replayed": outcome.replayed}
             graded = run.grades(self.nodeid, request.sample, self.spec.checks)
-            problem: str | None = None
             try:
-                results = run_checks(self.spec.checks, outcome, graded)
+                sample.results = run_checks(self.spec.checks, outcome, graded)
             except JudgeError as exc:
-                sample["error"] = {"message": str(exc), "status": None, "kind": "judge"}
-                problem = f"judge error in sample {request.sample}: {exc}"
-            if problem is not None:
+                sample.problem = f"judge error in sample {request.sample}: {exc}"
+            if sample.problem is not None:
                 # An error, not a failure, and without a traceback: the message says it all.
-                pytest.fail(problem, pytrace=False)
-            sample["checks"] = [
-                {"name": r.check.name, "passed": r.passed, "expected": r.expected, "got": r.got}
-                for r in results
-            ]
-            sample["passed"] = all(r.passed for r in results)
-            self._checked.append((outcome, results))
+                pytest.fail(sample.problem, pytrace=False)
 
     def runtest(self) -> None:
-        if self._errors:
-            raise GrokFailure(fetch_failure(self._errors))
-        completions = [completion for completion, _ in self._checked]
+        errors = [s.outcome for s in self._seen if isinstance(s.outcome, FetchError)]
+        if errors:
+            raise GrokFailure(fetch_failure(errors))
+        checked = [(s.outcome, s.results or []) for s in self._seen]
+        completions = [c for c, _ in checked if isinstance(c, Completion)]
         self._record_properties(completions)
         failures = [
             message
-            for completion, results in self._checked
-            if (message := failure_message(results, completion)) is not None
+            for completion, results in checked
+            if isinstance(completion, Completion)
+            and (message := failure_message(results, completion)) is not None
         ]
-        passes = len(self._checked) - len(failures)
+        passes = len(checked) - len(failures)
         plan = Plan(self.spec.repeat, self.spec.min_pass_rate)
         if self.spec.repeat == 1:
             if failures:
@@ -151,10 +139,11 @@ class GrokItem(pytest.Item):
 
     def _rate_failure(self, plan: Plan, passes: int, failures: list[str]) -> str:
         lines = [rate_line(plan, passes, len(failures))]
-        for (completion, results), sample in zip(self._checked, self._samples, strict=False):
-            failed = [r.check.name for r in results if not r.passed]
+        for sample in self._seen:
+            failed = [r.check.name for r in sample.results or [] if not r.passed]
             verdict = "FAIL " + ", ".join(failed) if failed else "pass"
-            lines.append(f"  sample {sample['sample']}: {verdict}: {completion.text[:60]!r}")
+            text = sample.outcome.text if isinstance(sample.outcome, Completion) else ""
+            lines.append(f"  sample {sample.request.sample}: {verdict}: {text[:60]!r}")
         return "\n".join(lines) + "\n\nfirst failing sample:\n" + failures[0]
 
     def _record_properties(self, completions: list[Completion]) -> None:
@@ -178,6 +167,36 @@ class GrokItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int, str]:
         return self.path, self.spec.line, f"grok case: {self.spec.name}"
+
+
+@dataclass
+class Sample:
+    """One fetched sample of an item, as setup checked it."""
+
+    request: ChatRequest
+    outcome: Outcome
+    results: list[CheckResult] | None = None
+    problem: str | None = None  # a judge that gave no verdict
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "sample": self.request.sample,
+            "fingerprint": self.request.fingerprint,
+            "request": self.request.identity(),
+        }
+        if isinstance(self.outcome, FetchError):
+            data["error"] = self.outcome.to_json()
+            return data
+        data["response"] = {**self.outcome.to_json(), "replayed": self.outcome.replayed}
+        if self.problem is not None:
+            data["error"] = {"message": self.problem, "status": None, "kind": "judge"}
+        if self.results is not None:
+            data["checks"] = [
+                {"name": r.check.name, "passed": r.passed, "expected": r.expected, "got": r.got}
+                for r in self.results
+            ]
+            data["passed"] = all(r.passed for r in self.results)
+        return data
 
 
 def fetch_failure(errors: list[FetchError]) -> str:

@@ -1,0 +1,139 @@
+"""Issue 7.3, scale: collection and prefetch of 10,000 and 50,000 cases grow linearly.
+
+    .venv/bin/python bench/scale.py [--quick] [--runs 1] [--cases 10000 50000] [--client NAME]
+
+Each run is one `pytest -q --grok-record=all` in a fresh process against the fake server
+(latency 0, --grok-max-concurrent 64), stopped once the prefetch is done (bench_plugin.py),
+which reports the wall time, CPU time and peak RSS at the end of collection and of prefetch.
+Suites hold 100 cases each, so 10,000 cases are 100 files and 50,000 are 500.
+
+Growth is linear when the marginal cost per case between the two points is no more than the
+average cost per case at the smaller point (fixed costs such as imports make the average the
+larger one); "super-linear" is flagged when the marginal cost exceeds it by 25 %.
+
+--client picks the HTTP client of the prefetch (bench/_clients.py). The default, lean-aiohttp,
+keeps a 50,000-request run near a minute and isolates what the plugin itself does per case
+(collection, jobs, engine bookkeeping, checks, recordings); the SDK's cost per request is a
+constant, measured by bench/prefetch.py. `--client plugin` uses the plugin's own client.
+One run by default (about 2 minutes); --runs 2 takes twice as long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    FakeServer,
+    machine_note,
+    median,
+    run_pytest,
+    say,
+    table,
+    verdict,
+    versions,
+    write_suites,
+)
+
+PER_FILE = 100
+SUPERLINEAR = 1.25
+FIGURES = [
+    ("collect_s", "collection wall s"),
+    ("collect_cpu_s", "collection cpu s"),
+    ("collect_peak_mb", "peak RSS after collection MB"),
+    ("prefetch_s", "prefetch wall s"),
+    ("prefetch_cpu_s", "prefetch cpu s"),
+    ("prefetch_peak_mb", "peak RSS after prefetch MB"),
+]
+
+
+def one_run(project: Path, n: int, server: FakeServer, client: str | None) -> dict[str, Any]:
+    server.reset()
+    _, phases = run_pytest(
+        project,
+        "-q",
+        "--grok-record=all",
+        f"--grok-base-url={server.url}",
+        "--grok-max-concurrent=64",
+        api_key=True,
+        client=client,
+        stop_after_prefetch=True,
+    )
+    sent = server.stats()["requests"]
+    if phases.get("items") != n or sent != n:
+        raise RuntimeError(f"{n} cases: {phases.get('items')} items, {sent} requests")
+    return phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 and 5,000 cases, 1 run")
+    parser.add_argument("--runs", type=int, default=None, help="interleaved runs (default 1)")
+    parser.add_argument("--cases", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE"))
+    parser.add_argument(
+        "--client",
+        default="lean-aiohttp",
+        help="a bench/_clients.py factory, or 'plugin' (default lean-aiohttp)",
+    )
+    args = parser.parse_args()
+    small, large = args.cases or ((1000, 5000) if args.quick else (10_000, 50_000))
+    runs = args.runs or 1
+    client = None if args.client == "plugin" else args.client
+    say(
+        f"# scale: {small:,} and {large:,} cases ({PER_FILE} per file), {runs} interleaved runs, "
+        f"prefetch client {args.client}, latency 0, --grok-max-concurrent 64"
+    )
+    say(f"# {machine_note()}")
+    say(f"# {versions()}")
+    samples: dict[int, list[dict[str, Any]]] = {small: [], large: []}
+    with tempfile.TemporaryDirectory(prefix="grokeval-bench-") as tmp, FakeServer(0.0) as server:
+        projects = {}
+        for n in (small, large):
+            projects[n] = Path(tmp) / f"cases-{n}"
+            write_suites(projects[n], n, max(1, n // PER_FILE))
+        for _ in range(runs):
+            for n in (small, large):
+                samples[n].append(one_run(projects[n], n, server, client))
+    rows = []
+    for key, label in FIGURES:
+        a = median([s[key] for s in samples[small]])
+        b = median([s[key] for s in samples[large]])
+        average = a / small * 1000
+        marginal = (b - a) / (large - small) * 1000
+        rows.append(
+            [
+                label,
+                a,
+                b,
+                b / a,
+                average,
+                marginal,
+                "super-linear" if marginal > SUPERLINEAR * average else "linear",
+            ]
+        )
+    say()
+    say(
+        table(
+            [
+                "figure",
+                f"{small:,} cases",
+                f"{large:,} cases",
+                "ratio",
+                "per 1k cases (small)",
+                f"per 1k cases ({small // 1000}k->{large // 1000}k)",
+                "growth",
+            ],
+            rows,
+        )
+    )
+    ok = all(row[-1] == "linear" for row in rows)
+    say(f"\nlinear growth of wall time and peak memory: {verdict(ok)}")
+    say("(peak RSS after prefetch is the process's peak: items are not run)")
+
+
+if __name__ == "__main__":
+    main()

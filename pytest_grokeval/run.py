@@ -45,7 +45,6 @@ def grader_name(name: str, check: Check) -> str:
 class Counts:
     """What the summary reports about requests."""
 
-    needed: int = 0
     replayed: int = 0
     missing: int = 0
     deduplicated: int = 0
@@ -161,7 +160,6 @@ class GrokRun:
         replayed = self._replayed(store, job.name, request, request.sample)
         if replayed is None:
             return False
-        self.counts.needed += 1
         self.outcomes[(job.key, request.sample)] = replayed
         self._finished.add(job.key)
         return True
@@ -244,7 +242,6 @@ class GrokRun:
         """Replay when the mode allows and a recording matches; else send and record."""
         slot = request.sample if sample is None else sample
         mode = self.settings.record
-        self.counts.needed += 1
         store = self.store(suite)
         if isinstance(store, RecordingError):
             return FetchError(str(store), kind="recording")

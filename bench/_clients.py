@@ -36,16 +36,14 @@ def sdk_httpx2(settings: EngineSettings, **http: Any) -> openai.AsyncOpenAI:
     """The SDK on its default transport, retries off (the engine owns the only retry loop)."""
     import openai  # lazily, as the plugin does: the import is part of the measured prefetch
 
+    # Without options the SDK makes its own client, exactly as an application's would be.
+    http_client = openai.DefaultAsyncHttpxClient(timeout=settings.timeout, **http) if http else None
     return openai.AsyncOpenAI(
         api_key=settings.api_key,
         base_url=settings.base_url,
         timeout=settings.timeout,
         max_retries=0,
-        **(
-            {"http_client": openai.DefaultAsyncHttpxClient(timeout=settings.timeout, **http)}
-            if http
-            else {}
-        ),
+        http_client=http_client,
     )
 
 

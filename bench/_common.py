@@ -37,6 +37,15 @@ grok_files = test_*.yaml
 """
 
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM it when the benchmark dies, so nothing is left behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 # -- the fake server ----------------------------------------------------------------------------
 
 
@@ -63,7 +72,7 @@ class FakeServer:
             *self.extra,
         ]
         self._process = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+            command, cwd=ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent
         )
         assert self._process.stdout is not None
         selector = selectors.DefaultSelector()
@@ -251,6 +260,7 @@ def measure(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         timer = threading.Timer(timeout, lambda: os.killpg(process.pid, signal.SIGKILL))
         timer.start()

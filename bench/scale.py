@@ -132,6 +132,9 @@ def main() -> None:
     )
     ok = all(row[-1] == "linear" for row in rows)
     say(f"\nlinear growth of wall time and peak memory: {verdict(ok)}")
+    if not ok and runs == 1:
+        say("(one run each: repeat with --runs 2 before believing a flag; collection times vary")
+        say(" by 30 % from run to run here, with the cyclic GC's full collections)")
     say("(peak RSS after prefetch is the process's peak: items are not run)")
 
 

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from pytest_grokeval import engine as _engine
-from pytest_grokeval.engine import EngineSettings
+from pytest_grokeval.engine import engine as _engine
+from pytest_grokeval.engine.engine import EngineSettings
 
 if TYPE_CHECKING:
     import openai

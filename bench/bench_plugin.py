@@ -3,9 +3,9 @@
 It changes nothing unless asked, and reports phase figures to a file:
 
 - $GROKEVAL_BENCH_CLIENT names a factory of `_clients.FACTORIES` that replaces
-  `pytest_grokeval.engine.default_client`, so a whole `pytest` run can be measured with a
+  `pytest_grokeval.engine.engine.default_client`, so a whole `pytest` run can be measured with a
   proposed client before anyone changes the plugin;
-- $GROKEVAL_BENCH_WINDOW_MARGIN sets `engine.WINDOW_MARGIN` (seconds), for bench/rate.py;
+- $GROKEVAL_BENCH_WINDOW_MARGIN sets `budgets.WINDOW_MARGIN` (seconds), for bench/rate.py;
 - $GROKEVAL_BENCH_STOP_AFTER_PREFETCH=1 skips running the items once the prefetch is done;
 - $GROKEVAL_BENCH_PROFILE is a path: cProfile stats of the prefetch phase alone;
 - $GROKEVAL_BENCH_OUT is a path: one JSON object with the wall time, CPU time and peak RSS at
@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-import pytest_grokeval.engine as engine
-from pytest_grokeval.run import GrokRun
+import pytest_grokeval.engine.budgets as budgets
+import pytest_grokeval.engine.engine as engine
+from pytest_grokeval.prefetch.run import GrokRun
 
 _figures: dict[str, Any] = {}
 _started: list[float] = []
@@ -35,7 +36,7 @@ if os.environ.get("GROKEVAL_BENCH_CLIENT"):
     engine.default_client = FACTORIES[os.environ["GROKEVAL_BENCH_CLIENT"]]
 
 if os.environ.get("GROKEVAL_BENCH_WINDOW_MARGIN"):
-    engine.WINDOW_MARGIN = float(os.environ["GROKEVAL_BENCH_WINDOW_MARGIN"])
+    budgets.WINDOW_MARGIN = float(os.environ["GROKEVAL_BENCH_WINDOW_MARGIN"])
 
 
 def _peak_mb() -> float:

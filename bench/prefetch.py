@@ -73,7 +73,7 @@ def engine_worker(client: str, url: str, n: int, concurrency: int, profile: str 
     from _clients import FACTORIES
 
     from pytest_grokeval.data import ChatRequest
-    from pytest_grokeval.engine import Engine, EngineSettings
+    from pytest_grokeval.engine.engine import Engine, EngineSettings
 
     requests = [
         ChatRequest(model=MODEL, messages=({"role": "user", "content": prompt(i)},))

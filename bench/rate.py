@@ -12,7 +12,7 @@ time of every request; from those alone:
   sustained rate   (N - B) / (t[N-1] - t[0]): the first B may go at once, the rest are paced
   of budget        sustained rate / B: target >= 95 %
 
---margin S adds a what-if run per value with `engine.WINDOW_MARGIN` set to S seconds
+--margin S adds a what-if run per value with `budgets.WINDOW_MARGIN` set to S seconds
 (bench_plugin.py), to choose the margin by data: 1 s + margin - tightest span is how much of
 the margin the jitter between the client's stamp and the server's arrival actually used.
 --client NAME runs every variant with a bench/_clients.py factory instead of the plugin's.
@@ -95,19 +95,19 @@ def main() -> None:
         type=float,
         nargs="*",
         default=[],
-        help="what-if values of engine.WINDOW_MARGIN, in seconds",
+        help="what-if values of budgets.WINDOW_MARGIN, in seconds",
     )
     args = parser.parse_args()
     n = args.n or (60 if args.quick else 300)
     runs = args.runs or (1 if args.quick else 2)
     budget = max(1, args.rpm // 60)
     try:
-        from pytest_grokeval.engine import WINDOW_MARGIN as current
+        from pytest_grokeval.engine.budgets import WINDOW_MARGIN as current
     except ImportError:
         current = float("nan")
     say(
         f"# rate budget: {n} requests, --grok-rpm {args.rpm} (B = {budget} per second), "
-        f"latency 50 ms, {runs} runs per variant; engine.WINDOW_MARGIN = {current} s; "
+        f"latency 50 ms, {runs} runs per variant; budgets.WINDOW_MARGIN = {current} s; "
         f"client {args.client or 'default'}"
     )
     say(f"# {machine_note()}")

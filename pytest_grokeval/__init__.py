@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .checks import ExpectError, expect
-from .data import Completion, Usage
+from pytest_grokeval.checks.registry import ExpectError, expect
+from pytest_grokeval.data import Completion, Usage
 
 __version__ = "0.1.0"
 __all__ = ["Completion", "ExpectError", "Usage", "expect"]

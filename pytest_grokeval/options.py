@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .recordings import MODES
+from pytest_grokeval.recordings.store import MODES
 
 DEFAULT_MODEL = "grok-4.3"
 DEFAULT_BASE_URL = "https://api.x.ai/v1"

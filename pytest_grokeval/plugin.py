@@ -10,13 +10,22 @@ from typing import Any
 
 import pytest
 
-from . import marker, options, reports, workers
-from .data import Completion, FetchError
-from .engine import EngineStats, FatalAPIError
-from .items import RUN_KEY, GrokItem, SuiteFile, fetch_failure, statically_skipped
-from .recordings import DIRNAME
-from .report import Progress, header, summary_lines
-from .run import BudgetExceeded, Counts, GrokRun, Job
+from pytest_grokeval import options, xdist
+from pytest_grokeval.collect import marker
+from pytest_grokeval.collect.items import (
+    RUN_KEY,
+    GrokItem,
+    SuiteFile,
+    fetch_failure,
+    statically_skipped,
+)
+from pytest_grokeval.data import Completion, FetchError
+from pytest_grokeval.engine.engine import EngineStats
+from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.prefetch.run import BudgetExceeded, Counts, GrokRun, Job
+from pytest_grokeval.recordings.store import DIRNAME
+from pytest_grokeval.report import files
+from pytest_grokeval.report.terminal import Progress, header, summary_lines
 
 CONTROLLER = "grokeval-xdist-controller"
 
@@ -30,10 +39,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once, so that a bad value stops pytest before collection."""
     config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath)
     config.addinivalue_line("markers", marker.MARKER_HELP)
-    reports.register(config)
+    files.register(config)
     distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist") != "no"
-    if distributed and not workers.is_worker(config):
-        config.pluginmanager.register(workers.ControllerHooks(), CONTROLLER)
+    if distributed and not xdist.is_worker(config):
+        config.pluginmanager.register(xdist.ControllerHooks(), CONTROLLER)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SuiteFile | None:
@@ -80,18 +89,18 @@ def _prefetch(session: pytest.Session) -> None:
         job = None if statically_skipped(test) else marker.job_for(test, model)
         if job is not None:
             jobs.append(job)
-    directory = workers.shared_dir(session.config)
+    directory = xdist.shared_dir(session.config)
     if directory is None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         fatal = _fetch(run, jobs, Progress(reporter, quiet=session.config.get_verbosity() < 0))
-    elif workers.become_leader(directory):
+    elif xdist.become_leader(directory):
         run.leader = True
         fatal = None
         try:
-            with workers.heartbeat(directory):
+            with xdist.heartbeat(directory):
                 fatal = _fetch(run, jobs, None)
         finally:
-            workers.publish(directory, run.outcomes, run.graded, fatal)
+            xdist.publish(directory, run.outcomes, run.graded, fatal)
     else:
         fatal = _follow(run, jobs, directory)
     if fatal is not None:
@@ -109,8 +118,8 @@ def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str 
 
 def _follow(run: GrokRun, jobs: Sequence[Job], directory: Path) -> str | None:
     try:
-        outcomes, graded, fatal = workers.wait_for_leader(directory)
-    except workers.LeaderLost as exc:
+        outcomes, graded, fatal = xdist.wait_for_leader(directory)
+    except xdist.LeaderLost as exc:
         lost = FetchError(str(exc), kind="leader")
         outcomes = {(job.key, r.sample): lost for job in jobs for r in job.requests}
         graded, fatal = {}, None
@@ -138,8 +147,8 @@ def grok_response(request: pytest.FixtureRequest) -> Completion:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """On the xdist leader, hand the summary's figures to the controller."""
     run = session.config.stash[RUN_KEY]
-    if workers.is_worker(session.config) and run.leader:
-        session.config.workeroutput[workers.OUTPUT_KEY] = {  # type: ignore[attr-defined]
+    if xdist.is_worker(session.config) and run.leader:
+        session.config.workeroutput[xdist.OUTPUT_KEY] = {  # type: ignore[attr-defined]
             "items": run.items,
             "counts": dataclasses.asdict(run.counts),
             "stats": dataclasses.asdict(run.engine_stats),
@@ -153,7 +162,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The grokeval block: requests, tokens, cost, latency, unused recordings, drift."""
     config = terminalreporter.config
     controller = config.pluginmanager.get_plugin(CONTROLLER)
-    if isinstance(controller, workers.ControllerHooks):
+    if isinstance(controller, xdist.ControllerHooks):
         lines = _merged_summary(controller.outputs)
     else:
         run = config.stash[RUN_KEY]

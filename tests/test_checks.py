@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from pytest_grokeval.checks import (
+from pytest_grokeval.checks.judge import JudgeError
+from pytest_grokeval.checks.registry import (
     CHECKS,
     Check,
     CheckResult,
@@ -25,7 +26,6 @@ from pytest_grokeval.checks import (
     run_checks,
 )
 from pytest_grokeval.data import Completion, Usage
-from pytest_grokeval.judge import JudgeError
 from pytest_grokeval.messages import describe_response, plural, shorten
 
 

@@ -10,20 +10,16 @@ import pytest
 from conftest import API_KEY
 
 from pytest_grokeval.data import ChatRequest, Completion
-from pytest_grokeval.engine import (
+from pytest_grokeval.engine.budgets import (
     DEFAULT_MAX_TOKENS_ESTIMATE,
     WINDOW_MARGIN,
-    EngineSettings,
-    FatalAPIError,
-    ItemError,
-    RetryableError,
     SlidingWindow,
-    classify,
-    default_client,
     estimate_tokens,
-    parse_completion,
     rpm_window,
 )
+from pytest_grokeval.engine.engine import EngineSettings, default_client
+from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
+from pytest_grokeval.engine.wire import parse_completion
 from pytest_grokeval.fake_grok import FakeGrok, Reply
 
 SECOND = 1.0 + WINDOW_MARGIN  # how long a use holds a one-second window

@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import Project
 
 from pytest_grokeval import Completion, Usage, expect
-from pytest_grokeval.checks import CHECKS
+from pytest_grokeval.checks.registry import CHECKS
 from pytest_grokeval.options import INI_ONLY, OPTIONS
 
 ROOT = Path(__file__).parent.parent

@@ -13,7 +13,7 @@ import pytest
 from conftest import Project
 
 from pytest_grokeval.fake_grok import Reply
-from pytest_grokeval.report_schema import REPORT_SCHEMA, validator
+from pytest_grokeval.report.schema import REPORT_SCHEMA, validator
 
 # The fake answers "You said: <prompt>", so a case passes when it expects words of its prompt.
 SUPPORT = """
@@ -391,7 +391,8 @@ def test_the_schema_in_the_docs_is_the_one_reports_are_validated_with() -> None:
 def test_the_html_assets_are_declared_as_package_data() -> None:
     root = Path(__file__).parent.parent
     pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    declared = pyproject["tool"]["setuptools"]["package-data"]["pytest_grokeval"]
-    assets = {p.name for p in (root / "pytest_grokeval").iterdir() if p.suffix in (".css", ".js")}
+    declared = pyproject["tool"]["setuptools"]["package-data"]["pytest_grokeval.report"]
+    folder = root / "pytest_grokeval" / "report"
+    assets = {p.name for p in folder.iterdir() if p.suffix in (".css", ".js")}
     assert assets == {"report.css", "report.js"}
     assert assets <= set(declared)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_grokeval.suite import CaseItemSpec, MarkSpec, Suite, SuiteError, load_suite
+from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, Suite, SuiteError, load_suite
 
 SPEC_EXAMPLE = """\
 # example_suite/test_support_bot.yaml

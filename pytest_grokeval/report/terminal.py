@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from .engine import EngineStats
-from .messages import plural
-from .options import Settings
-from .run import Counts
+from pytest_grokeval.engine.engine import EngineStats
+from pytest_grokeval.messages import plural
+from pytest_grokeval.options import Settings
+from pytest_grokeval.prefetch.run import Counts
 
 # pytest's own "collecting ..." line refreshes at this rate.
 PROGRESS_INTERVAL = 0.5

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from pytest_grokeval.checkbase import (
+from pytest_grokeval.checks.base import (
     Check,
     CheckDef,
     CheckResult,
@@ -23,7 +23,8 @@ from pytest_grokeval.checkbase import (
     Verdict,
     brief,
 )
-from pytest_grokeval.checks_measure import (
+from pytest_grokeval.checks.judge import verdict
+from pytest_grokeval.checks.measure import (
     COST,
     LATENCY,
     LENGTH,
@@ -32,7 +33,7 @@ from pytest_grokeval.checks_measure import (
     WORDS,
     range_check,
 )
-from pytest_grokeval.checks_structured import (
+from pytest_grokeval.checks.structured import (
     describe_finish_reason,
     describe_json,
     describe_judge,
@@ -49,7 +50,7 @@ from pytest_grokeval.checks_structured import (
     python,
     run_json,
 )
-from pytest_grokeval.checks_text import (
+from pytest_grokeval.checks.text import (
     affix_text,
     contains_all,
     contains_any,
@@ -66,7 +67,6 @@ from pytest_grokeval.checks_text import (
     starts_with,
 )
 from pytest_grokeval.data import Completion, Outcome
-from pytest_grokeval.judge import verdict
 from pytest_grokeval.messages import describe_response, plural
 
 __all__ = [

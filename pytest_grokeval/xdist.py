@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .data import Completion, FetchError, Outcome
+from pytest_grokeval.data import Completion, FetchError, Outcome
 
 SHARED_DIR_KEY = "grokeval_shared_dir"
 OUTPUT_KEY = "grokeval"

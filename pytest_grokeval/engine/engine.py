@@ -1,33 +1,26 @@
-"""The async request engine: one run's concurrency limit, retries, pauses, budgets and stats."""
+"""The async request engine: one run's concurrency limit, retries, pauses and stats."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .data import ChatRequest, Completion, FetchError, Outcome, Usage
-from .pricing import cost_from_usage, estimate_cost
+from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
+from pytest_grokeval.engine.budgets import SlidingWindow, Use, estimate_tokens, rpm_window
+from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
+from pytest_grokeval.engine.wire import parse_completion
 
 if TYPE_CHECKING:
     # Imported when the first request is sent: a replay-only run never pays for the SDK.
     import openai
 
-DEFAULT_MAX_TOKENS_ESTIMATE = 1024
-# The server sees a request some milliseconds after we stamp it, and the lag varies with the
-# network and the client's load; without this slack a window closed for us can be open for it.
-WINDOW_MARGIN = 0.04
 BACKOFF_CAP = 30.0
-# The SDK's own cap: a longer retry-after means "not soon", and backoff is used instead.
-RETRY_AFTER_CAP = 120.0
-# Settled token counts are floats; a sum that is over the limit by less than this is not.
-_ROUNDING = 1e-9
 
 
 @dataclass(frozen=True)
@@ -60,202 +53,6 @@ class EngineStats:
     started: float = field(default_factory=time.monotonic)
     paused_until: float = 0.0
     deduplicated: int = 0  # fetches answered by a request already sent or sending
-
-
-class FatalAPIError(Exception):
-    """An error no retry can fix (bad key, no credits, unknown model): the whole run stops."""
-
-    def __init__(self, error: FetchError, advice: str) -> None:
-        super().__init__(f"{error.message} ({advice}; the prefetch stopped)")
-        self.error = error
-
-
-class RetryableError(Exception):
-    """Worth sending again: after `retry_after` seconds if the API said, else after backoff."""
-
-    def __init__(
-        self, error: FetchError, retry_after: float | None = None, rate_limited: bool = False
-    ) -> None:
-        super().__init__(error.message)
-        self.error = error
-        self.retry_after = retry_after
-        self.rate_limited = rate_limited
-
-
-class ItemError(Exception):
-    """Fails the items of one request, and only those."""
-
-    def __init__(self, error: FetchError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-# xAI answers both "slow down" and "out of money" with 429; only the message tells them apart.
-_NO_CREDITS = re.compile(r"credits|spending limit|billing|quota", re.IGNORECASE)
-# xAI answers a bad key with 400 "Incorrect API key provided", not 401.
-_BAD_KEY = re.compile(r"api key|unauthori[sz]ed|authentication", re.IGNORECASE)
-
-
-def api_message(exc: openai.APIStatusError) -> str:
-    """The human message of an API error, from xAI's flat body or OpenAI's nested one."""
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            return str(inner.get("message") or inner)
-        return str(inner)
-    if isinstance(body, str) and body:
-        return body
-    return exc.message
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    headers = exc.response.headers
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue
-        if 0 <= seconds <= RETRY_AFTER_CAP:
-            return seconds
-    return None
-
-
-def classify(exc: openai.APIStatusError) -> FatalAPIError | RetryableError | ItemError:
-    """Map an API status error to fatal (stop the run), retryable, or a failure of its items."""
-    status = exc.status_code
-    message = api_message(exc)
-    error = FetchError(f"HTTP {status}: {message}", status, "api")
-    if status in (401, 403) or (status == 400 and _BAD_KEY.search(message)):
-        return FatalAPIError(error, "the API refused the key; check it")
-    # Every other request of the run would get the same answer: a wrong model or base URL.
-    if status == 404:
-        return FatalAPIError(error, "check the model name and --grok-base-url")
-    if status == 429 and _NO_CREDITS.search(message):
-        return FatalAPIError(error, "add credits or raise the spending limit at console.x.ai")
-    if status == 429:
-        return RetryableError(error, _retry_after(exc), rate_limited=True)
-    if status >= 500 or status in (408, 409):
-        return RetryableError(error, _retry_after(exc))
-    return ItemError(error)
-
-
-@dataclass
-class Use:
-    """One reservation in a window; its amount is corrected once the real figure is known."""
-
-    stamp: float
-    amount: float
-
-
-class SlidingWindow:
-    """At most `limit` units in any `seconds`: xAI enforces its budgets per second."""
-
-    def __init__(self, limit: float, seconds: float) -> None:
-        self.limit = limit
-        self.seconds = seconds + WINDOW_MARGIN
-        self._uses: list[Use] = []
-
-    def _end(self, use: Use) -> float:
-        # An amount over the whole limit holds the window for its share of the time: it can go
-        # at all, and the average rate still holds.
-        return use.stamp + self.seconds * max(1.0, use.amount / self.limit)
-
-    def delay(self, amount: float, now: float) -> float:
-        """Seconds from `now` until `amount` fits; 0 when it fits now."""
-        self._uses = [use for use in self._uses if self._end(use) > now]
-        # An amount over the limit waits for an empty window.
-        excess = sum(use.amount for use in self._uses) + min(amount, self.limit) - self.limit
-        wait = 0.0
-        for use in sorted(self._uses, key=self._end):
-            if excess <= _ROUNDING:
-                break
-            excess -= use.amount
-            wait = self._end(use) - now
-        return wait
-
-    def reserve(self, amount: float, now: float) -> Use:
-        """Count `amount` from `now`; call only when delay() said it fits."""
-        use = Use(now, amount)
-        self._uses.append(use)
-        return use
-
-    def settle(self, use: Use, actual: float, now: float) -> None:
-        """Replace a reservation's estimate with what was really used."""
-        if self._end(use) > now:
-            use.amount = actual
-        elif actual > use.amount:
-            # The window of the estimate has passed: the shortfall counts from now.
-            self._uses.append(Use(now, actual - use.amount))
-
-
-def rpm_window(rpm: int) -> SlidingWindow:
-    """rpm/60 requests a second; below 60 rpm, one request per 60/rpm seconds."""
-    per_window = max(1, rpm // 60)
-    return SlidingWindow(per_window, per_window * 60 / rpm)
-
-
-def _prompt_chars(request: ChatRequest) -> int:
-    return sum(len(str(m.get("content", ""))) for m in request.messages)
-
-
-def _max_tokens(request: ChatRequest) -> int:
-    value = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
-    return int(value or DEFAULT_MAX_TOKENS_ESTIMATE)
-
-
-def estimate_tokens(request: ChatRequest) -> int:
-    """Prompt characters over four plus the output cap: what a reservation holds."""
-    return _prompt_chars(request) // 4 + _max_tokens(request)
-
-
-def estimate_request_cost(request: ChatRequest) -> float:
-    """An upper bound of what one request costs, from its size and output cap."""
-    return estimate_cost(request.model, _prompt_chars(request), _max_tokens(request))
-
-
-def parse_completion(data: Any, latency_ms: float) -> Completion:
-    """Read a chat completion's JSON body; raise ValueError when it is not one."""
-    if not isinstance(data, dict):
-        raise ValueError(f"the response is not a JSON object: {str(data)[:200]!r}")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ValueError("the response has no choices")
-    choice = choices[0]
-    message = choice.get("message")
-    text = (message.get("content") if isinstance(message, dict) else None) or ""
-    usage_data = data.get("usage")
-    raw: dict[str, Any] = usage_data if isinstance(usage_data, dict) else {}
-    usage = Usage(
-        prompt_tokens=_int(raw.get("prompt_tokens")),
-        completion_tokens=_int(raw.get("completion_tokens")),
-        total_tokens=_int(raw.get("total_tokens")),
-        reasoning_tokens=_int(_get(raw, "completion_tokens_details", "reasoning_tokens")),
-        cached_tokens=_int(_get(raw, "prompt_tokens_details", "cached_tokens")),
-    )
-    # xAI's exact billed cost; absent elsewhere, and then the price table estimates it.
-    ticks = raw.get("cost_in_usd_ticks")
-    model = str(data.get("model") or "")
-    return Completion(
-        text=str(text),
-        finish_reason=choice.get("finish_reason"),
-        model=model,
-        usage=usage,
-        latency_ms=latency_ms,
-        cost_usd=cost_from_usage(model, usage, ticks if isinstance(ticks, int) else None),
-    )
-
-
-def _get(data: dict[str, Any], outer: str, inner: str) -> Any:
-    nested = data.get(outer)
-    return nested.get(inner) if isinstance(nested, dict) else None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 ResultCallback = Callable[[ChatRequest, Outcome], None]

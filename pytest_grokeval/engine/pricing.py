@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .data import Usage
+from pytest_grokeval.data import Usage
 
 # xAI reports `usage.cost_in_usd_ticks` on chat completions; one US dollar is 1e10 ticks.
 TICKS_PER_USD = 10_000_000_000

@@ -10,16 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from .checks import CHECKS, Check, run_checks
-from .data import ChatRequest, Completion, FetchError, Outcome
-from .engine import Engine, EngineSettings, EngineStats, FatalAPIError, estimate_request_cost
-from .judge import JudgeError, grader_request, parse_rubric
-from .options import Settings
-from .recordings import RecordingError, RecordingStore, recordings_path
-from .sampling import Plan
+from pytest_grokeval.checks.judge import JudgeError, grader_request, parse_rubric
+from pytest_grokeval.checks.registry import CHECKS, Check, run_checks
+from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
+from pytest_grokeval.engine.budgets import estimate_request_cost
+from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats
+from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.options import Settings
+from pytest_grokeval.prefetch.sampling import Plan
+from pytest_grokeval.recordings.store import RecordingError, RecordingStore, recordings_path
 
 if TYPE_CHECKING:
-    from .report import Progress
+    from pytest_grokeval.report.terminal import Progress
 
 T = TypeVar("T")
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from .data import ChatRequest
-from .run import Job
+from pytest_grokeval.data import ChatRequest
+from pytest_grokeval.prefetch.run import Job
 
 MARKER_HELP = (
     "grok(prompt=None, messages=None, system=None, model=None, params=None): fetch this "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import ChatRequest, Completion, canonical_json
+from pytest_grokeval.data import ChatRequest, Completion, canonical_json
 
 FORMAT_VERSION = 1
 DIRNAME = "__recordings__"

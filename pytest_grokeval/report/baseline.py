@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .messages import plural
+from pytest_grokeval.messages import plural
 
 PASSING = frozenset({"passed", "xpassed"})
 FAILING = frozenset({"failed", "error"})

@@ -12,9 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_grokeval.checks import Check, ExpectError, parse_expect
+from pytest_grokeval.checks.registry import Check, ExpectError, parse_expect
+from pytest_grokeval.collect.yamlnodes import (
+    Node,
+    Validator,
+    YamlSyntaxError,
+    did_you_mean,
+    load_documents,
+)
 from pytest_grokeval.data import ChatRequest
-from pytest_grokeval.yamlnodes import Node, Validator, YamlSyntaxError, did_you_mean, load_documents
 
 SETTING_KEYS = ("model", "system", "params", "marks", "tags", "repeat", "min_pass_rate", "expect")
 SUITE_KEYS = ("description", *SETTING_KEYS, "cases")

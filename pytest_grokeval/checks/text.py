@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_grokeval.checkbase import Site, Verdict, brief, quote, same
+from pytest_grokeval.checks.base import Site, Verdict, brief, quote, same
 from pytest_grokeval.data import Completion
 
 # --- shared argument parsers -----------------------------------------------------------------

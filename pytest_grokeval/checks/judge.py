@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .data import ChatRequest, Completion, FetchError, Outcome
+from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 
 # The grader's instructions are fixed and documented (README, "judge"), so that a verdict
 # depends only on the rubric, the graded response and the judge model.

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_grokeval.checkbase import CheckDef, Runner, Site, Undecided, Verdict, brief, same
+from pytest_grokeval.checks.base import CheckDef, Runner, Site, Undecided, Verdict, brief, same
 from pytest_grokeval.data import Completion
 from pytest_grokeval.messages import plural
 

@@ -14,7 +14,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from pytest_grokeval.checkbase import (
+from pytest_grokeval.checks.base import (
     ExpectError,
     Site,
     Undecided,
@@ -24,8 +24,8 @@ from pytest_grokeval.checkbase import (
     quote,
     same,
 )
+from pytest_grokeval.checks.judge import Rubric, parse_rubric
 from pytest_grokeval.data import Completion
-from pytest_grokeval.judge import Rubric, parse_rubric
 from pytest_grokeval.messages import plural
 
 # --- json, json_schema -----------------------------------------------------------------------

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from .checks import CHECKS, CheckResult, failure_message, run_checks
-from .data import ChatRequest, Completion, FetchError, Outcome
-from .judge import JudgeError
-from .messages import describe_response
-from .run import GrokRun, Job, grader_name
-from .sampling import Plan, rate_line
-from .suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
+from pytest_grokeval.checks.judge import JudgeError
+from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message, run_checks
+from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
+from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
+from pytest_grokeval.messages import describe_response
+from pytest_grokeval.prefetch.run import GrokRun, Job, grader_name
+from pytest_grokeval.prefetch.sampling import Plan, rate_line
 
 RUN_KEY = pytest.StashKey[GrokRun]()
 

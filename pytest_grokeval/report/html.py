@@ -9,7 +9,7 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-from .data import Usage
+from pytest_grokeval.data import Usage
 
 # Nothing may load from anywhere: a report opened from a CI artefact must not phone home.
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"

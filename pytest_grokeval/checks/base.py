@@ -19,7 +19,7 @@ class ExpectError(ValueError):
     """A bad ``expect:`` entry, found at collection."""
 
     # Tracebacks and pickles name it where users import it from, as before checks.py was split.
-    __module__ = "pytest_grokeval.checks"
+    __module__ = "pytest_grokeval"
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)

@@ -10,14 +10,20 @@ from typing import Any
 
 import pytest
 
-from . import __version__, workers
-from .baseline import compare, summary_lines
-from .data import Usage
-from .html_report import render_html
-from .items import RUN_KEY, GrokItem
-from .recordings import write_atomic
-from .report import percentile
-from .report_schema import OUTCOMES, REPORT_SCHEMA, REPORT_VERSION, ReportFileError, load_report
+from pytest_grokeval import __version__, xdist
+from pytest_grokeval.collect.items import RUN_KEY, GrokItem
+from pytest_grokeval.data import Usage
+from pytest_grokeval.recordings.store import write_atomic
+from pytest_grokeval.report.baseline import compare, summary_lines
+from pytest_grokeval.report.html import render_html
+from pytest_grokeval.report.schema import (
+    OUTCOMES,
+    REPORT_SCHEMA,
+    REPORT_VERSION,
+    ReportFileError,
+    load_report,
+)
+from pytest_grokeval.report.terminal import percentile
 
 __all__ = ["REPORT_SCHEMA", "ReportsPlugin", "build_document", "register"]
 
@@ -31,7 +37,7 @@ def register(config: pytest.Config) -> None:
         return
     # Items run on xdist workers, but only the controller sees every report.
     config.pluginmanager.register(SetupResults(), f"{PLUGIN_NAME}-setup")
-    if not workers.is_worker(config):
+    if not xdist.is_worker(config):
         config.pluginmanager.register(ReportsPlugin(config), PLUGIN_NAME)
 
 

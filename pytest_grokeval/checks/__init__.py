@@ -1,0 +1,1 @@
+"""The checks: one registry read by collection, items, expect() and the docs."""

@@ -1,0 +1,1 @@
+"""Collection: YAML suites with line numbers, their validation, items, the grok marker."""

@@ -1,0 +1,1 @@
+"""The request engine: error classification, rate budgets, pricing, sending."""

@@ -1,0 +1,1 @@
+"""The prefetch: one run's jobs, per-item sample flows, judge calls, recordings."""

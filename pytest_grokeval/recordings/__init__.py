@@ -1,0 +1,1 @@
+"""Recordings: per-suite files of responses, replayed in CI without a key."""

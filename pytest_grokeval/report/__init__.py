@@ -1,0 +1,1 @@
+"""Reporting: the terminal (header, progress, summary) and files (JSON, HTML, JUnit)."""

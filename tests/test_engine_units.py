@@ -24,7 +24,7 @@ from pytest_grokeval.engine import (
     parse_completion,
     rpm_window,
 )
-from pytest_grokeval.fake_grok import FakeGrok, Reply
+from pytest_grokeval.testing import FakeGrok, Reply
 
 SECOND = 1.0 + WINDOW_MARGIN  # how long a use holds a one-second window
 

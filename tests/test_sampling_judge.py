@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from conftest import Project
 
-from pytest_grokeval.fake_grok import FakeRequest, Reply
 from pytest_grokeval.judge import JUDGE_SYSTEM
+from pytest_grokeval.testing import FakeRequest, Reply
 
 RIGHT, WRONG = "The answer is 42.", "I do not know."
 

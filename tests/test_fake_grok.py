@@ -15,10 +15,11 @@ from typing import Any
 
 import openai
 import pytest
+from aiohttp import web
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
-from pytest_grokeval.testing import FakeGrok, FakeRequest, ModelSpec, Reply
+from pytest_grokeval.testing import GROK, FakeGrok, FakeRequest, ModelSpec, Reply
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -680,3 +681,20 @@ def test_the_command_line_refuses_an_unknown_fault_key() -> None:
 
     assert result.returncode == 2
     assert "'colour=red' is not key=value with a key among: every, first" in result.stderr
+
+
+def test_extra_routes_are_served_next_to_the_api_across_restarts() -> None:
+    async def batches(request: web.Request) -> web.Response:
+        return web.json_response({"requests_so_far": request.app[GROK].request_count})
+
+    server = FakeGrok(routes=[web.get("/v1/batches", batches)])
+    answers = []
+    for _ in range(2):
+        with server:
+            post(server.port, chat_body("hi"))
+            answers.append(post(server.port, b"", path="/v1/batches", method="GET"))
+
+    assert [(status, json.loads(data)) for status, _, data in answers] == [
+        (200, {"requests_so_far": 1}),
+        (200, {"requests_so_far": 2}),
+    ]

@@ -13,7 +13,9 @@ and serves until SIGINT/SIGTERM (see ``--help``).
 
 It answers ``POST /v1/chat/completions`` and ``POST /v1/responses`` like xAI (flat error
 bodies, ``cost_in_usd_ticks`` usage, ``x-request-id``), lists `DEFAULT_MODELS` on
-``GET /v1/models``, and injects what a `Reply` describes. Modules: `server` (lifetime and
+``GET /v1/models``, and injects what a `Reply` describes. ``FakeGrok(routes=[...])``
+serves more aiohttp routes next to those (handlers find the server as
+``request.app[GROK]``). Modules: `server` (lifetime and
 statistics), `app` (routes and delivery), `replies` (bodies), `request` (reading bodies),
 `faults` (rules), `models` (the catalog), `limits` (hidden rate limits), `stats` (counters).
 """

@@ -5,13 +5,15 @@ Routes (each also without the ``/v1`` prefix): ``POST /v1/chat/completions``,
 ``POST /_fake/reset``, ``GET /_fake/log`` (which count nothing). Other paths get xAI's flat
 404 body, other methods a 405. Every response carries a fresh ``x-request-id``.
 
-More routes (say a Batch API) go on `FakeGrok.app` before `start()`; a handler finds its
-server as ``request.app[GROK]``.
+More routes (say a Batch API) go in `FakeGrok(routes=...)`; a handler finds its server as
+``request.app[GROK]`` and can answer a model request body with `FakeGrok.decide` and
+`replies.render`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +31,9 @@ GROK: web.AppKey[FakeGrok] = web.AppKey("grok")
 # A body this large is a client bug, not a prompt; refuse it rather than buffer it.
 MAX_BODY = 64 * 1024 * 1024
 _JSON = "application/json"
+# uuid4 per response costs a urandom call each, which showed in the benchmark's server CPU.
+_RUN = uuid.uuid4().hex[:12]
+_SERIAL = itertools.count()
 
 
 def build_app(grok: FakeGrok) -> web.Application:
@@ -53,7 +58,7 @@ def json_response(status: int, data: bytes, headers: dict[str, str] | None = Non
 
 async def _request_id(request: web.Request, response: web.StreamResponse) -> None:
     # xAI puts the request id in this header only, never in the body.
-    response.headers.setdefault("x-request-id", str(uuid.uuid4()))
+    response.headers.setdefault("x-request-id", f"{_RUN}-{next(_SERIAL):08d}")
 
 
 @web.middleware

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +47,9 @@ class FakeGrok:
     ``not-found``; refused parameter: 400 ``invalid-argument``); `requests_per_second`,
     `requests_per_minute`, `tokens_per_minute`: hidden limits answered with xAI's 429.
 
-    `app` is the aiohttp application: add routes to it before `start()`.
+    `routes`: more aiohttp routes (``web.post(path, handler)``; also appendable to
+    `self.routes` before `start()`), served next to the built-in ones; a handler finds this
+    server as ``request.app[GROK]``. `app` is the aiohttp application of the current run.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class FakeGrok:
         requests_per_second: int | None = None,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        routes: Iterable[web.AbstractRouteDef] = (),
     ) -> None:
         self.latency = latency
         self.answers: dict[str, str] = dict(answers or {})
@@ -75,7 +78,8 @@ class FakeGrok:
         self.limits = RateLimits(requests_per_second, requests_per_minute, tokens_per_minute)
         self.ledger = Ledger()
         self.faults = FaultBook()
-        self.app: web.Application = build_app(self)
+        self.routes: list[web.AbstractRouteDef] = list(routes)
+        self._app: web.Application | None = None
         self._api_keys = None if api_keys is None else frozenset(api_keys)
         self._host = host
         self._wanted_port = port
@@ -88,6 +92,9 @@ class FakeGrok:
         """Start serving on a background thread; return once the socket is listening."""
         if self._running is not None:
             raise RuntimeError("this FakeGrok is already running; call stop() first")
+        # An aiohttp application belongs to one event loop, so each run gets a fresh one.
+        self._app = build_app(self)
+        self._app.router.add_routes(self.routes)
         loop = _new_loop()
         stopping = asyncio.Event()
         ready: Future[int] = Future()
@@ -125,6 +132,13 @@ class FakeGrok:
         if self._running is None:
             raise RuntimeError("FakeGrok is not running; call start() or use it in a with block")
         return self._running.port
+
+    @property
+    def app(self) -> web.Application:
+        """The aiohttp application of the current (or last) run; RuntimeError before start()."""
+        if self._app is None:
+            raise RuntimeError("FakeGrok has not started; call start() or use it in a with block")
+        return self._app
 
     @property
     def url(self) -> str:

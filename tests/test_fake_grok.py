@@ -392,20 +392,25 @@ def test_a_refusal_is_the_message_refusal_or_a_refusal_part(grok: FakeGrok) -> N
 
 
 def test_tool_calls_take_the_openai_shapes_with_json_string_arguments(grok: FakeGrok) -> None:
-    calls = [{"name": "lookup", "arguments": {"sku": "AB-1", "qty": 2}}]
+    calls = [
+        {"name": "lookup", "arguments": {"sku": "AB-1", "qty": 2}},
+        {"name": "broken", "arguments": "{not json"},
+    ]
 
     completion = answer_of(grok, Reply(tool_calls=calls, finish_reason="tool_calls"))
     response = answer_of(grok, Reply(tool_calls=calls), "/v1/responses")
 
     message = completion["choices"][0]["message"]
-    (call,) = message["tool_calls"]
+    call, broken = message["tool_calls"]
     assert message["content"] is None
     assert (call["type"], call["function"]["name"]) == ("function", "lookup")
     assert json.loads(call["function"]["arguments"]) == {"sku": "AB-1", "qty": 2}
-    assert call["id"]
-    (item,) = response["output"]
+    assert broken["function"]["arguments"] == "{not json"
+    assert call["id"] != broken["id"]
+    item, broken_item = response["output"]
     assert (item["type"], item["name"]) == ("function_call", "lookup")
     assert json.loads(item["arguments"]) == {"sku": "AB-1", "qty": 2}
+    assert broken_item["arguments"] == "{not json"
     assert item["call_id"]
 
 

@@ -35,9 +35,11 @@ class Reply:
 
     Answer: `content` (default: the `answers` match, else ``"You said: <prompt>"``),
     `finish_reason` (``"length"`` makes a Responses answer ``status: "incomplete"``), `model`,
-    `usage` (keys override the chat usage object), `null_content` (content is JSON null),
-    `refusal`, `tool_calls` (``[{"name": str, "arguments": dict}]``; content turns null when
-    unset, as does a refusal's), `reasoning_tokens`, `omit_usage` (no ``usage`` key).
+    `usage` (keys override the chat usage object; ``prompt_tokens`` and ``completion_tokens``
+    also set the Responses counts, whose own keys override too), `null_content` (content is
+    JSON null), `refusal`, `tool_calls` (``[{"name": str, "arguments": dict or raw str}]``;
+    content turns null when unset, as does a refusal's), `reasoning_tokens`, `omit_usage`
+    (no ``usage`` key).
 
     Errors: a `status` other than 200 sends ``{"code": code or xAI's text, "error": error}``;
     `echo_authorization` appends the Authorization header received, verbatim, to that text.
@@ -133,6 +135,12 @@ def _token_counts(request: FakeRequest, reply: Reply, text: str | None) -> tuple
     return prompt, output, reply.reasoning_tokens or 0
 
 
+def _arguments(call: dict[str, Any]) -> str:
+    # A string goes out as it is, so a test can send arguments that are not valid JSON.
+    arguments = call.get("arguments", {})
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
 def _ticks(prompt: int, output: int) -> int:
     return prompt * TICKS_PER_PROMPT_TOKEN + output * TICKS_PER_COMPLETION_TOKEN
 
@@ -146,7 +154,7 @@ def _completion(
             {
                 "id": f"call-{request.index}-{position}",
                 "type": "function",
-                "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])},
+                "function": {"name": call["name"], "arguments": _arguments(call)},
             }
             for position, call in enumerate(reply.tool_calls)
         ]
@@ -208,7 +216,7 @@ def _response(
                 "id": f"fc-fake-{request.index}-{position}",
                 "call_id": f"call-{request.index}-{position}",
                 "name": call["name"],
-                "arguments": json.dumps(call["arguments"]),
+                "arguments": _arguments(call),
                 "status": "completed",
             }
         )

@@ -11,8 +11,10 @@ from conftest import API_KEY
 
 from pytest_grokeval.data import ChatRequest, Completion
 from pytest_grokeval.engine import (
+    BACKOFF_CAP,
     DEFAULT_MAX_TOKENS_ESTIMATE,
     WINDOW_MARGIN,
+    Engine,
     EngineSettings,
     FatalAPIError,
     ItemError,
@@ -158,6 +160,14 @@ def test_a_fatal_error_says_what_to_do_about_it(grok: FakeGrok) -> None:
         f"HTTP 429: {NO_CREDITS} (add credits or raise the spending limit at console.x.ai; "
         "the prefetch stopped)"
     )
+
+
+def test_the_wait_before_a_retry_never_exceeds_the_cap_however_many_retries_came_before() -> None:
+    engine = Engine(EngineSettings(base_url="http://127.0.0.1:9", api_key=API_KEY))
+    waits = [engine._backoff(retry, None) for retry in range(1, 41)]
+    assert max(waits) <= BACKOFF_CAP
+    # Doubling from 0.5 s passes the cap at the 7th retry, and jitter keeps at least half.
+    assert min(waits[8:]) >= BACKOFF_CAP / 2
 
 
 # -- estimates and cost -------------------------------------------------------------------------

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     import openai
 
 DEFAULT_MAX_TOKENS_ESTIMATE = 1024
-# The server sees a request some milliseconds after we stamp it, and the lag varies with the
-# network and the client's load; without this slack a window closed for us can be open for it.
+# A request reaches the server before its answer reaches us, so a window that counts it from
+# the answer (SlidingWindow.finish) is never shorter for the server than for us; this slack is
+# kept on top for the server's own clock and window edges, which are not ours.
 WINDOW_MARGIN = 0.04
 BACKOFF_CAP = 30.0
 # The SDK's own cap: a longer retry-after means "not soon", and backoff is used instead.
@@ -149,6 +150,7 @@ class Use:
 
     stamp: float
     amount: float
+    in_flight: bool = False
 
 
 class SlidingWindow:
@@ -159,33 +161,52 @@ class SlidingWindow:
         self.seconds = seconds + WINDOW_MARGIN
         self._uses: list[Use] = []
 
-    def _end(self, use: Use) -> float:
+    def _end(self, use: Use, now: float) -> float:
+        # A use in flight may not have reached the server yet: it counts as if sent now.
+        stamp = max(use.stamp, now) if use.in_flight else use.stamp
         # An amount over the whole limit holds the window for its share of the time: it can go
         # at all, and the average rate still holds.
-        return use.stamp + self.seconds * max(1.0, use.amount / self.limit)
+        return stamp + self.seconds * max(1.0, use.amount / self.limit)
 
     def delay(self, amount: float, now: float) -> float:
-        """Seconds from `now` until `amount` fits; 0 when it fits now."""
-        self._uses = [use for use in self._uses if self._end(use) > now]
+        """Seconds from `now` until `amount` fits; 0 when it fits now.
+
+        A use still in flight is always in the way: the wait then is a whole window, and ends
+        early when its `finish()` makes room (the engine waits on that signal too).
+        """
+        self._uses = [use for use in self._uses if self._end(use, now) > now]
         # An amount over the limit waits for an empty window.
         excess = sum(use.amount for use in self._uses) + min(amount, self.limit) - self.limit
         wait = 0.0
-        for use in sorted(self._uses, key=self._end):
+        for use in sorted(self._uses, key=lambda use: self._end(use, now)):
             if excess <= _ROUNDING:
                 break
             excess -= use.amount
-            wait = self._end(use) - now
+            wait = self._end(use, now) - now
         return wait
 
-    def reserve(self, amount: float, now: float) -> Use:
-        """Count `amount` from `now`; call only when delay() said it fits."""
-        use = Use(now, amount)
+    def reserve(self, amount: float, now: float, *, in_flight: bool = False) -> Use:
+        """Count `amount` from `now`, or until finish() when `in_flight`; only when it fits."""
+        use = Use(now, amount, in_flight)
         self._uses.append(use)
         return use
 
+    def finish(self, use: Use, now: float) -> None:
+        """The request of an in-flight use was answered or failed at `now`: count it from then.
+
+        The server saw the request at some moment between its send and its answer, and only the
+        answer tells us it has. Stamping at the later of the two means that the server can never
+        see more than the limit in a window, however long the client took to put the request
+        on the wire (a loaded machine, a busy event loop); a stamp at send time alone fails as
+        soon as that lag varies by more than WINDOW_MARGIN. The price: a use holds the window
+        for its latency too, so at most `limit` requests are in flight at once.
+        """
+        use.stamp = max(use.stamp, now)
+        use.in_flight = False
+
     def settle(self, use: Use, actual: float, now: float) -> None:
         """Replace a reservation's estimate with what was really used."""
-        if self._end(use) > now:
+        if self._end(use, now) > now:
             use.amount = actual
         elif actual > use.amount:
             # The window of the estimate has passed: the shortfall counts from now.
@@ -356,10 +377,10 @@ class Engine:
         for attempt in range(retries + 1):
             try:
                 async with self._semaphore:
-                    tokens = await self._admit(request)
+                    uses = await self._admit(request)
                     if attempt == 0:
                         self.stats.sent += 1
-                    completion = await self._send(client, request, tokens)
+                    completion = await self._send(client, request, *uses)
             except ItemError as exc:
                 return self._finish(request, exc.error)
             except RetryableError as exc:
@@ -391,8 +412,8 @@ class Engine:
         self._resume_at = max(self._resume_at, time.monotonic() + delay)
         self.stats.paused_until = self._resume_at
 
-    async def _admit(self, request: ChatRequest) -> Use | None:
-        """Wait out pauses and rate budgets; return the token reservation to settle later.
+    async def _admit(self, request: ChatRequest) -> tuple[Use | None, Use | None]:
+        """Wait out pauses and rate budgets; return the request and token reservations.
 
         Each pass checks everything and reserves only when nothing is in the way, with no await
         in between, so the stamps in the windows are the moments requests really go out.
@@ -413,16 +434,17 @@ class Engine:
             )
             if wait <= 0:
                 break
-            # A settled token reservation can make room early, so its signal also ends the wait.
+            # An answer makes room early in both windows, so its signal also ends the wait.
             settled = self._settled
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), wait)
-        if self._rpm is not None:
-            self._rpm.reserve(1, now)
-        return self._tpm.reserve(tokens, now) if self._tpm else None
+        return (
+            self._rpm.reserve(1, now, in_flight=True) if self._rpm else None,
+            self._tpm.reserve(tokens, now, in_flight=True) if self._tpm else None,
+        )
 
     async def _send(
-        self, client: openai.AsyncOpenAI, request: ChatRequest, tokens: Use | None
+        self, client: openai.AsyncOpenAI, request: ChatRequest, use: Use | None, tokens: Use | None
     ) -> Completion:
         """One HTTP attempt, its errors sorted into fatal, retryable and item failures."""
         import openai
@@ -455,11 +477,20 @@ class Engine:
             raise RetryableError(FetchError(message, kind="malformed")) from None
         finally:
             self.stats.in_flight -= 1
+            # Answered or failed, the request has reached the server if it ever will.
+            self._finish_uses(use, tokens)
         if tokens is not None and self._tpm is not None:
             self._tpm.settle(tokens, completion.usage.total_tokens, time.monotonic())
-            self._settled.set()
-            self._settled = asyncio.Event()
         return completion
+
+    def _finish_uses(self, use: Use | None, tokens: Use | None) -> None:
+        now = time.monotonic()
+        if use is not None and self._rpm is not None:
+            self._rpm.finish(use, now)
+        if tokens is not None and self._tpm is not None:
+            self._tpm.finish(tokens, now)
+        self._settled.set()
+        self._settled = asyncio.Event()
 
 
 def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:

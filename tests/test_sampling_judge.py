@@ -80,7 +80,7 @@ def test_repeated_samples_stop_as_soon_as_the_pass_rate_is_decided(
 def test_the_samples_of_a_wave_are_in_flight_together(project: Project) -> None:
     # Each answer takes a while, so samples sent together overlap at the server; samples sent
     # one after another never do. The first wave of "3 of 5 must pass" is 3 samples.
-    project.server.latency = 0.3
+    project.server.latency = 1.0
     project.server.responder = lambda r: Reply(content=RIGHT)
     project.suite("test_sampled.yaml", SAMPLED.format(name="sampled", prompt="always right"))
     result = project.run()

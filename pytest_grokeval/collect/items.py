@@ -44,11 +44,19 @@ class SuiteFile(pytest.File):
         }
         run.collected_items[self.path] = {spec.name for spec in suite.items}
         for spec in suite.items:
-            item = GrokItem.from_parent(self, name=spec.name, spec=spec)
+            nodeid = self._nodeid(spec)
+            item = GrokItem.from_parent(self, name=spec.name, nodeid=nodeid, spec=spec)
             for mark in spec.marks:
                 item.add_marker(_marker(self.config, run.marks, mark))
             item.extra_keyword_matches.update(spec.tags)
             yield item
+
+    def _nodeid(self, spec: CaseItemSpec) -> str:
+        # pytest 9.2 compares structured ids (names, then params in brackets), which --lf,
+        # --ff, --sw and --nf parse from the cached strings. An id built from the name alone
+        # would hold "case[a=1]" as one name and never equal them. Given as text, the id is
+        # parsed the way the cache is, as the ids of pytest's own parametrized functions are.
+        return f"{self.nodeid}::{spec.name}"
 
 
 def _marker(config: pytest.Config, registered: set[str], mark: MarkSpec) -> pytest.MarkDecorator:
@@ -66,6 +74,7 @@ class GrokItem(pytest.Item):
     def __init__(self, *, spec: CaseItemSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        self.originalname = spec.case_id  # as pytest's parametrized functions have it
         # Per fetched sample: its request, outcome, check results and any judge problem.
         self._seen: list[Sample] = []
 

@@ -18,6 +18,8 @@ from pytest_grokeval.prefetch.run import GrokRun, Job, grader_name
 from pytest_grokeval.prefetch.sampling import Plan, rate_line
 
 RUN_KEY = pytest.StashKey[GrokRun]()
+# The JUnit properties of an item (README "JUnit XML").
+_PROPERTIES = ("grok_model", "grok_latency_ms", "grok_tokens", "grok_cost_usd", "grok_replayed")
 
 
 class GrokFailure(Exception):
@@ -159,6 +161,10 @@ class GrokItem(pytest.Item):
         if not completions:
             return
         first = completions[0]
+        # A rerun (pytest-rerunfailures) runs this item object again: replace, never append.
+        self.user_properties[:] = [
+            (name, value) for name, value in self.user_properties if name not in _PROPERTIES
+        ]
         self.user_properties += [
             ("grok_model", first.model),
             ("grok_latency_ms", round(max(c.latency_ms for c in completions), 1)),

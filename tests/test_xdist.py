@@ -130,3 +130,16 @@ def test_a_leader_that_dies_fails_the_other_workers_items_with_a_clear_message(
         ["*the xdist worker fetching responses for the run (pid *) exited before it finished*"]
     )
     assert project.server.request_count == 1
+
+
+def test_a_fatal_api_error_stops_every_worker_with_its_message(project: Project) -> None:
+    project.suite("test_a.yaml", many_cases(8, "a"))
+    project.server.add_fault(Reply(status=401, error="No Authorization header"))
+
+    result = project.run("-n", "2", "--grok-max-concurrent=1")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    outcomes = result.parseoutcomes()
+    assert not {"passed", "failed", "errors", "error"} & set(outcomes), outcomes
+    result.stdout.fnmatch_lines(["*grokeval: *the API refused the key; check it*"])
+    assert project.server.request_count == 1

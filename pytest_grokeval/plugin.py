@@ -10,8 +10,8 @@ import pytest
 
 from pytest_grokeval import options, xdist
 from pytest_grokeval.collect import marker
-from pytest_grokeval.collect.items import RUN_KEY, SuiteFile, fetch_failure
-from pytest_grokeval.data import Completion, FetchError
+from pytest_grokeval.collect.items import RUN_KEY, SuiteFile
+from pytest_grokeval.data import Completion
 from pytest_grokeval.prefetch.run import GrokRun
 from pytest_grokeval.prefetch.session import prefetch_session, will_run_tests
 from pytest_grokeval.recordings.store import DIRNAME
@@ -62,17 +62,7 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
 @pytest.fixture
 def grok_response(request: pytest.FixtureRequest) -> Completion:
     """The response to this test's ``@pytest.mark.grok(...)`` request, fetched before it ran."""
-    run = request.config.stash[RUN_KEY]
-    try:
-        wanted = marker.request_for(request.node, run.settings.model)
-    except marker.MarkerError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    if wanted is None:
-        pytest.fail("grok_response needs @pytest.mark.grok(prompt=...) on the test", pytrace=False)
-    outcome = run.outcome(request.node.nodeid, 0)
-    if isinstance(outcome, FetchError):
-        pytest.fail(fetch_failure([outcome]), pytrace=False)
-    return outcome
+    return marker.response(request.node)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

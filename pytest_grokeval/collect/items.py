@@ -18,8 +18,6 @@ from pytest_grokeval.prefetch.run import GrokRun, Job, grader_name
 from pytest_grokeval.prefetch.sampling import Plan, rate_line
 
 RUN_KEY = pytest.StashKey[GrokRun]()
-# The JUnit properties of an item (README "JUnit XML").
-_PROPERTIES = ("grok_model", "grok_latency_ms", "grok_tokens", "grok_cost_usd", "grok_replayed")
 
 
 class GrokFailure(Exception):
@@ -161,17 +159,17 @@ class GrokItem(pytest.Item):
         if not completions:
             return
         first = completions[0]
-        # A rerun (pytest-rerunfailures) runs this item object again: replace, never append.
-        self.user_properties[:] = [
-            (name, value) for name, value in self.user_properties if name not in _PROPERTIES
-        ]
-        self.user_properties += [
+        properties: list[tuple[str, object]] = [
             ("grok_model", first.model),
             ("grok_latency_ms", round(max(c.latency_ms for c in completions), 1)),
             ("grok_tokens", sum(c.usage.total_tokens for c in completions)),
             ("grok_cost_usd", round(sum(c.cost_usd or 0.0 for c in completions), 8)),
             ("grok_replayed", all(c.replayed for c in completions)),
         ]
+        # A rerun (pytest-rerunfailures) runs this item object again: replace, never append.
+        ours = {name for name, _ in properties}
+        kept = [(name, value) for name, value in self.user_properties if name not in ours]
+        self.user_properties[:] = kept + properties
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from pytest_grokeval.collect.items import RUN_KEY, Sample
+from pytest_grokeval.collect.items import RUN_KEY, Sample, fetch_failure
 from pytest_grokeval.collect.suite import RESERVED_PARAMS
-from pytest_grokeval.data import ChatRequest, Completion
+from pytest_grokeval.data import ChatRequest, Completion, FetchError
 from pytest_grokeval.prefetch.run import Job
 
 MARKER_HELP = (
@@ -76,6 +76,21 @@ def job_for(item: pytest.Item, default_model: str) -> Job | None:
     if request is None:
         return None
     return Job(item.nodeid, recording_key(item), item.path, (request,))
+
+
+def response(item: pytest.Item) -> Completion:
+    """The marked test's fetched response; fails the test when there is none, saying why."""
+    run = item.config.stash[RUN_KEY]
+    try:
+        wanted = request_for(item, run.settings.model)
+    except MarkerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if wanted is None:
+        pytest.fail("grok_response needs @pytest.mark.grok(prompt=...) on the test", pytrace=False)
+    outcome = run.outcome(item.nodeid, 0)
+    if isinstance(outcome, FetchError):
+        pytest.fail(fetch_failure([outcome]), pytrace=False)
+    return outcome
 
 
 def recording_key(item: pytest.Item) -> str:

@@ -57,6 +57,14 @@ def test_last_failed_reruns_exactly_the_failing_vars_and_model_list_items(
     result.assert_outcomes(failed=2)
 
 
+def test_last_failed_under_xdist_reruns_exactly_the_failing_items(failing: Project) -> None:
+    result = failing.run("--lf", "-n", "2")
+
+    result.assert_outcomes(failed=2)
+    failed = [line.split()[1] for line in result.outlines if line.startswith("FAILED ")]
+    assert sorted(failed) == [f"test_rerun.yaml::{name}" for name in FAILING]
+
+
 def test_failed_first_runs_the_failing_vars_and_model_list_items_first(
     failing: Project,
 ) -> None:

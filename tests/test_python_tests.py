@@ -133,17 +133,18 @@ def test_param(n, grok_response):
 """
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
 def test_same_named_tests_in_two_classes_record_and_replay_separately(
-    project: Project, monkeypatch: pytest.MonkeyPatch
+    project: Project, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
 ) -> None:
     project.pytester.makepyfile(test_py=TWO_CLASSES.format(replayed=False))
-    project.run().assert_outcomes(passed=4)
+    project.run(*xdist).assert_outcomes(passed=4)
     recordings = project.path / "__recordings__" / "test_py.py.json"
     keys = sorted(json.loads(recordings.read_text())["entries"])
     project.pytester.makepyfile(test_py=TWO_CLASSES.format(replayed=True))
     monkeypatch.delenv("XAI_API_KEY")
 
-    result = project.run("--grok-record=none")
+    result = project.run("--grok-record=none", *xdist)
 
     result.assert_outcomes(passed=4)
     assert keys == ["TestA::test_it", "TestB::test_it", "test_param[1]", "test_param[2]"]

@@ -129,15 +129,16 @@ def fetch_once(run: GrokRun, directory: Path, fetch: Callable[[], str | None]) -
     ``fetch`` fills ``run`` and returns the message of an error that stops the run, or None;
     so does this function, in every worker. Raises FetcherLost when the fetching worker died.
     """
-    # FileLock's blocking acquire polls with sleeps, so Ctrl-C still stops a waiting worker.
+    # Ctrl-C still stops a waiting worker: FileLock polls, sleeping between attempts.
     with FileLock(directory / LOCK):
         published = directory / OUTCOMES
         claim = directory / LEADER
         if not published.exists():
             if claim.exists():
+                pid = claim.read_text(encoding="utf-8")
                 raise FetcherLost(
-                    f"the xdist worker fetching responses for the run (pid {claim.read_text()}) "
-                    "exited before it finished; see that worker's error above"
+                    f"the xdist worker fetching responses for the run (pid {pid}) exited "
+                    "before it finished; see that worker's error above"
                 )
             claim.write_text(str(os.getpid()), encoding="utf-8")
             run.leader = True

@@ -24,6 +24,7 @@ from pytest_grokeval.engine.engine import EngineStats
 from pytest_grokeval.engine.errors import FatalAPIError
 from pytest_grokeval.prefetch.run import BudgetExceeded, Counts, GrokRun, Job
 from pytest_grokeval.recordings.store import DIRNAME
+from pytest_grokeval.redaction import OutputGuard
 from pytest_grokeval.report import files
 from pytest_grokeval.report.terminal import Progress, header, summary_lines
 
@@ -37,7 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once, so that a bad value stops pytest before collection."""
-    config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath)
+    run = GrokRun(options.resolve(config), config.rootpath)
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(OutputGuard(run.redact), "grokeval-redaction")
     config.addinivalue_line("markers", marker.MARKER_HELP)
     files.register(config)
     distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist") != "no"
@@ -112,7 +115,7 @@ def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str 
     try:
         run.prefetch(jobs, progress)
     except (FatalAPIError, BudgetExceeded) as exc:
-        run.fatal = f"grokeval: {exc}"
+        run.fatal = run.redact(f"grokeval: {exc}")
     return run.fatal
 
 

@@ -59,6 +59,8 @@ class Reply:
     finish_reason: str = "stop"
     model: str | None = None
     usage: dict[str, int] | None = None
+    raw_body: str | None = None
+    echo_authorization: bool = False
 
 
 class _ChatBody:
@@ -486,8 +488,14 @@ class FakeGrok:
         return Reply() if reply is None else reply
 
     def _payload(self, request: FakeRequest, reply: Reply) -> bytes:
+        if reply.raw_body is not None:
+            return reply.raw_body.encode("utf-8", "surrogatepass")
         if reply.status != 200:
-            return _error_body(reply.status, reply.error or f"injected {reply.status}")
+            error = reply.error or f"injected {reply.status}"
+            if reply.echo_authorization:
+                # As some gateways do: the error repeats the credentials it was given.
+                error += f" (Authorization: {request.headers.get('authorization', '')})"
+            return _error_body(reply.status, error)
         content = reply.content if reply.content is not None else self._answer(request.prompt)
         requested = request.model
         messages = _messages(request.body)
@@ -690,6 +698,8 @@ _REPLY_KEYS: dict[str, Callable[[str], Any]] = {
     "bad_json": _flag,
     "finish_reason": str,
     "model": str,
+    "raw_body": str,
+    "echo_authorization": _flag,
 }
 
 

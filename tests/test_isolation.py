@@ -211,7 +211,9 @@ def test_a_save_that_fails_warns_keeps_the_journal_and_saves_the_other_suites(
     result = project.run()
 
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["WARNING bad/__recordings__/test_a.json: cannot save recordings: *"])
+    result.stdout.fnmatch_lines(
+        ["WARNING bad/__recordings__/test_a.json: cannot save recordings: *"]
+    )
     assert project.recording("test_b.yaml").exists()
     assert not project.recording("bad/test_a.yaml").exists()
     (project.path / "bad" / "__recordings__" / ".grokeval.lock").rmdir()

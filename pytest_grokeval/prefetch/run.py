@@ -100,7 +100,11 @@ class GrokRun:
             try:
                 self._stores[suite] = RecordingStore.load(suite, self.redact)
             except RecordingError as exc:
-                self._stores[suite] = exc
+                # Named as the user sees it, relative to the rootdir.
+                where = str(recordings_path(suite))
+                self._stores[suite] = RecordingError(
+                    str(exc).replace(where, self.display(Path(where)), 1)
+                )
         return self._stores[suite]
 
     def stores(self) -> dict[Path, RecordingStore]:

@@ -187,3 +187,35 @@ def test_each_response_is_in_the_journal_before_the_next_request_is_sent(
     project.run("--grok-max-concurrent=1").assert_outcomes(passed=5)
 
     assert seen == [0, 1, 2, 3, 4]
+
+
+SHARED_DIR_CONFTEST = """
+from pathlib import Path
+
+def pytest_configure_node(node):
+    # Tell the test where the run's shared folder is, so it can find the fetching worker.
+    Path("shared_dir.txt").write_text(node.workerinput["grokeval_shared_dir"])
+"""
+
+
+def test_a_fetching_xdist_worker_killed_midway_loses_no_response_it_had_received(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.pytester.makeconftest(SHARED_DIR_CONFTEST)
+    project.suite("test_many.yaml", numbered(8))
+
+    def kill_the_fetcher_at_the_sixth(request: FakeRequest) -> Reply | None:
+        if request.index < 5:
+            return None
+        shared = Path((project.path / "shared_dir.txt").read_text())
+        os.kill(int((shared / "leader").read_text()), signal.SIGKILL)
+        return Reply(hang=True)
+
+    project.server.responder = kill_the_fetcher_at_the_sixth
+
+    # One request at a time: the sixth is sent only once the fifth response is journaled.
+    project.run("-n", "2", "--grok-max-concurrent=1", "-p", "no:cacheprovider")
+
+    project.server.responder = None
+    replay = replay_without_key(project, monkeypatch)
+    assert passed(replay) == {f"case-{i}" for i in range(5)}

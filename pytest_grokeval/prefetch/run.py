@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
-import signal
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
 from pytest_grokeval.checks.judge import JudgeError, grader_request, parse_rubric
@@ -24,6 +20,7 @@ from pytest_grokeval.engine.errors import FatalAPIError
 from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.options import Settings
 from pytest_grokeval.prefetch.sampling import Plan
+from pytest_grokeval.prefetch.stopping import sigterm_as_interrupt
 from pytest_grokeval.recordings.store import RecordingError, RecordingStore, recordings_path
 
 if TYPE_CHECKING:
@@ -413,32 +410,6 @@ class GrokRun:
 
 class BudgetExceeded(Exception):
     """The run's estimated cost is over --grok-max-cost: nothing is sent."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While sending, SIGTERM (CI cancelling a job) stops the run the way Ctrl-C does.
-
-    The handler hands over to the SIGINT handler in place (asyncio's, which cancels the
-    prefetch and then raises KeyboardInterrupt), or raises KeyboardInterrupt itself. Only the
-    main thread may set handlers; the previous one is put back on the way out.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        handler = signal.getsignal(signal.SIGINT)
-        if callable(handler) and handler is not signal.default_int_handler:
-            handler(signal.SIGINT, frame)
-            return
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_sync(make: Callable[[], Awaitable[T]]) -> T:

@@ -132,10 +132,8 @@ def test_a_killed_saves_temporary_files_are_removed_and_git_add_stages_only_reco
     project.run().assert_outcomes(passed=2)
     folder = project.recording("test_one.yaml").parent
     (folder / ".test_one.json.k1ll3d.tmp").write_text('{"version": 1, "ent')
-    (folder / ".test_one.json.999999.journal").write_text("")
-    project.suite("test_one.yaml", numbered(3))
 
-    project.run().assert_outcomes(passed=3)
+    project.run().assert_outcomes(passed=2)  # a replay, with nothing to save
 
     assert not (folder / ".test_one.json.k1ll3d.tmp").exists()
     if shutil.which("git") is None:

@@ -103,6 +103,10 @@ class RecordingStore:
         entries, note = _read(path)
         store = cls(path, entries, note, redact)
         store._merge_journals()
+        if stale_temporary_files(path.parent):
+            # A replay may never save: clean up after an interrupted save now.
+            with contextlib.suppress(OSError), locked(path.parent):
+                pass
         return store
 
     def _merge_journals(self) -> None:
@@ -289,11 +293,19 @@ def locked(directory: Path) -> Iterator[None]:
     is held, no save is in progress.
     """
     with FileLock(directory / LOCK_NAME):
-        for name in os.listdir(directory):
-            if name.startswith(".") and name.endswith(".tmp"):
-                with contextlib.suppress(OSError):
-                    os.unlink(directory / name)
+        for path in stale_temporary_files(directory):
+            with contextlib.suppress(OSError):
+                path.unlink()
         yield
+
+
+def stale_temporary_files(directory: Path) -> list[Path]:
+    """Temporary files of saves in `directory`: stale unless a save holds the lock."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return [directory / n for n in names if n.startswith(".") and n.endswith(".tmp")]
 
 
 def write_atomic(path: Path, text: str) -> None:

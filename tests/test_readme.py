@@ -84,16 +84,16 @@ def test_the_python_examples_run(tmp_path: Path) -> None:
     exec(expect_block, {"expect": expect, "response": response})
 
 
-def test_the_python_test_example_runs(project: Project) -> None:
+def test_the_python_test_example_runs_as_written_under_pytest_asyncio_strict_mode(
+    project: Project,
+) -> None:
     (example,) = [b for b in blocks("python") if "@pytest.mark.grok" in b]
-    project.pytester.makepyfile(
-        test_example=example.replace("async def", "@pytest.mark.asyncio\nasync def")
-    )
+    project.pytester.makepyfile(test_example=example)
     project.server.answers.update(
         {"How many days": "You have 30 days.", "Say hello.": "Hello there!"}
     )
 
-    result = project.run("-p", "asyncio")
+    result = project.run("-p", "asyncio", "-o", "asyncio_mode=strict")
 
     result.assert_outcomes(passed=2)
     assert project.server.request_count == 2

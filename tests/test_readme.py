@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import tomllib
 from pathlib import Path
 
 from conftest import Project
@@ -97,3 +98,17 @@ def test_the_python_test_example_runs_as_written_under_pytest_asyncio_strict_mod
 
     result.assert_outcomes(passed=2)
     assert project.server.request_count == 2
+
+
+def test_the_supported_versions_section_states_the_declared_pythons_and_floors() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    section = README[README.index("### Supported versions") : README.index("## Writing a suite")]
+    pythons = [c.rsplit(" ", 1)[1] for c in project["classifiers"] if re.fullmatch(
+        r"Programming Language :: Python :: 3\.\d+", c
+    )]
+    assert pythons
+    for version in pythons:
+        assert f"`tests-{version}`" in section, version
+    for dependency in project["dependencies"]:
+        name, floor = dependency.split(">=")
+        assert f"`{name}=={floor}`" in section, dependency

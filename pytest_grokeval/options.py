@@ -58,7 +58,8 @@ def _text(text: str) -> str:
 
 def _redact(url: str) -> str:
     # A base URL may carry credentials (https://user:secret@proxy/v1); they never reach output.
-    return re.sub(r"(?<=//)[^/?#]*@", "***@", url)
+    # Up to the last '@': a password with an unescaped '/' or '#' is still hidden.
+    return re.sub(r"(?<=//).*@", "***@", url, flags=re.DOTALL)
 
 
 def base_url(text: str) -> str:
@@ -70,7 +71,9 @@ def base_url(text: str) -> str:
         parts = urlsplit(text.strip())
         parts.port  # noqa: B018  (parses the port: a bad one raises ValueError here)
     except ValueError as exc:
-        raise ValueError(f"must be {example}, got {_redact(text)!r} ({exc})") from None
+        # urllib's reason may quote a piece of a password ("Port could not be cast ... 'pw'").
+        why = "" if "@" in text else f" ({exc})"
+        raise ValueError(f"must be {example}, got {_redact(text)!r}{why}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"must be {example}, got {_redact(text)!r}")
     if "@" in parts.netloc:

@@ -16,6 +16,7 @@ BAD_BASE_URLS = {
     "not http": "ftp://{host}/v1",
     "no host": "http:///v1",
     "unparsable, with credentials": "https://user:s3cret@[::1",
+    "a password with an unescaped slash": "http://user:s3cret/x@{host}/v1",
 }
 
 

@@ -159,8 +159,32 @@ NO_CREDITS = (
         (Reply(status=503), RetryableError),
         (Reply(status=400, error="maximum prompt length is 131072"), ItemError),
         (Reply(status=422, error="invalid field"), ItemError),
+        # xAI's 2026 bodies (shared/research/xai-api-2026.md §1.6, §1.7).
+        (Reply(status=400, error="Incorrect API key provided: xa***0e.", code="invalid-argument"),
+         FatalAPIError),
+        (Reply(status=400, error="Model grok-build-0.1 does not support reasoning_effort",
+               code="invalid-argument"), ItemError),
+        (Reply(status=404, error="The model grok-9 does not exist or your team abc does not "
+               "have access to it.", code="not-found"), FatalAPIError),
+        (Reply(status=403, error=NO_CREDITS,
+               code="The caller does not have permission to execute the specified operation"),
+         FatalAPIError),
+        (Reply(status=403, error="Your newly created team doesn't have any credits or licenses "
+               "yet."), FatalAPIError),
+        (Reply(status=429, error="Free usage quota exceeded. Purchase credits to continue.",
+               code="resource-exhausted"), FatalAPIError),
+        (Reply(status=429, error="Too many requests for team abc and model grok-4.3. Your "
+               "team's rate limit is — Requests per Second (actual/limit): 2/2.",
+               code="resource-exhausted"), RetryableError),
+        (Reply(status=429, error="The model is currently at capacity due to high demand, "
+               "try again later or use a higher service tier for priority processing",
+               code="resource-exhausted"), RetryableError),
+        (Reply(status=429, error="per-minute request quota exceeded"), RetryableError),
     ],
-    ids=lambda value: f"{value.status}" if isinstance(value, Reply) else value.__name__,
+    ids=lambda value: (
+        f"{value.status}-{(value.error or '')[:24]}" if isinstance(value, Reply)
+        else value.__name__
+    ),
 )
 def test_errors_are_sorted_into_fatal_retryable_and_failures_of_one_case(
     grok: FakeGrok, reply: Reply, kind: type[Exception]

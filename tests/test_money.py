@@ -283,3 +283,23 @@ def test_grader_calls_are_in_the_totals_and_shown_apart(project: Project) -> Non
     assert summary["cost_usd"] == pytest.approx(0.01)  # type: ignore[index]
     assert summary["judge"]["cost_usd"] == pytest.approx(0.007)  # type: ignore[index]
     assert summary["requests"]["judge"]["calls"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_attempts_and_unknown_usage_reach_the_summary_and_the_report_under_xdist(
+    project: Project, xdist: list[str]
+) -> None:
+    project.server.add_fault(Reply(omit_usage=True), match="blank")
+    project.suite("test_two.yaml", "cases:\n  - id: blank\n    prompt: blank\n" + ONE[7:])
+    result = project.run("--grok-report", "report.json", *xdist)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "attempts: 2, 1 of unknown cost (*)*",
+            "tokens: *, more unknown (1 response without usage)*",
+        ]
+    )
+    summary = report(project)["summary"]
+    assert summary["requests"]["attempts"] == 2  # type: ignore[index]
+    assert summary["requests"]["no_usage"] == 1  # type: ignore[index]
+    assert summary["tokens"]["unknown"] == 1  # type: ignore[index]

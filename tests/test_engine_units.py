@@ -11,7 +11,7 @@ import openai
 import pytest
 from conftest import API_KEY
 
-from pytest_grokeval.data import ChatRequest, Completion
+from pytest_grokeval.data import ChatRequest, Completion, Usage
 from pytest_grokeval.engine.budgets import (
     DEFAULT_MAX_TOKENS_ESTIMATE,
     WINDOW_MARGIN,
@@ -22,6 +22,7 @@ from pytest_grokeval.engine.budgets import (
 )
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, default_client
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
+from pytest_grokeval.engine.pricing import PRICES, Price, cost_from_usage, estimate_cost, price_for
 from pytest_grokeval.engine.wire import parse_completion
 from pytest_grokeval.testing import FakeGrok, Reply
 
@@ -238,6 +239,20 @@ def test_the_wait_before_a_retry_never_exceeds_the_cap_however_many_retries_came
 
 
 # -- estimates and cost -------------------------------------------------------------------------
+
+
+def test_a_price_comes_from_grok_prices_then_the_table_and_an_unknown_model_has_none() -> None:
+    mine = Price(9.0, 1.0, 9.0)
+    assert price_for("grok-4.3", {"grok-4.3": mine}) == mine
+    assert price_for("grok-4.5-latest") == PRICES["grok-4.5"]
+    assert price_for("grok-3-mini") == PRICES["grok-4.3"]  # retired: redirected and billed so
+    assert price_for("grok-9") is None
+    assert estimate_cost("grok-9", 400, 100) is None
+    assert cost_from_usage("grok-9", Usage(100, 10, 110), None) is None
+    assert cost_from_usage("grok-9", Usage(100, 10, 110), None, {"grok-9": mine}) == (
+        pytest.approx((100 * 9.0 + 10 * 9.0) / 1e6)
+    )
+    assert cost_from_usage("grok-4.3", None, None) is None
 
 
 def test_a_token_reservation_is_prompt_characters_over_four_plus_the_output_cap() -> None:

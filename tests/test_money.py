@@ -291,8 +291,9 @@ def test_attempts_and_unknown_usage_reach_the_summary_and_the_report_under_xdist
 ) -> None:
     project.server.add_fault(Reply(omit_usage=True), match="blank")
     project.suite("test_two.yaml", "cases:\n  - id: blank\n    prompt: blank\n" + ONE[7:])
-    result = project.run("--grok-report", "report.json", *xdist)
+    result = project.run("--grok-report", "report.json", "--grok-html", "report.html", *xdist)
     result.assert_outcomes(passed=2)
+    assert "1 response without usage" in (project.path / "report.html").read_text()
     result.stdout.fnmatch_lines(
         [
             "attempts: 2, 1 of unknown cost (*)*",

@@ -83,9 +83,11 @@ def _cards(summary: Mapping[str, Any]) -> str:
          f"{outcomes['passed']} of {ran} passed" + (f"; {others}" if others else ""),
          "good" if rate == 1 else "bad" if rate is not None else ""),
         ("cost", _usd(summary["cost_usd"]),
-         f"{summary['replayed']} of {summary['responses']} responses replayed", ""),
+         f"{summary['replayed']} of {summary['responses']} responses replayed"
+         + _unknown(summary.get("cost_unknown"), "of unknown cost"), ""),
         ("tokens", f"{tokens['total']:,}",
-         f"{tokens['prompt']:,} in, {tokens['output']:,} out", ""),
+         f"{tokens['prompt']:,} in, {tokens['output']:,} out"
+         + _unknown(tokens.get("unknown"), "without usage"), ""),
         ("latency p50", _ms(latency["p50"]),
          f"p95 {_ms(latency['p95'])}, max {_ms(latency['max'])}", ""),
     ]
@@ -382,6 +384,11 @@ def _previous_by_id(comparison: Mapping[str, Any] | None) -> dict[str, dict[int,
         entry["id"]: {s["sample"]: s["previous"] for s in entry["samples"]}
         for entry in (comparison or {}).get("changed", [])
     }
+
+
+def _unknown(count: int | None, what: str) -> str:
+    # Sums leave out what is unknown: say how many, so they are not read as the whole.
+    return f"; {count} {'response' if count == 1 else 'responses'} {what}" if count else ""
 
 
 def _usd(value: float) -> str:

@@ -85,6 +85,8 @@ class Usage:
         """The usage a recording or report holds; None (JSON null, or not counts) is unknown."""
         if not isinstance(data, dict):
             return None
+        if any(data.get(k) is None for k in ("prompt_tokens", "completion_tokens")):
+            return None
         counts = {k: data.get(k) or 0 for k in cls.__dataclass_fields__}
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                    for v in counts.values()):

@@ -292,3 +292,13 @@ def test_a_completion_keeps_the_text_model_usage_and_latency(grok: FakeGrok) -> 
     assert result.model == "grok-4.3-0514"
     assert (result.usage.prompt_tokens, result.usage.output_tokens) == (7, 3)
     assert result.latency_ms == 12.5
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [None, "12", {"prompt_tokens": None, "completion_tokens": 3}, {"prompt_tokens": -1,
+     "completion_tokens": 3}, {"completion_tokens": 3}],
+)
+def test_usage_read_back_from_a_recording_is_unknown_unless_its_counts_are(stored: Any) -> None:
+    assert Usage.from_json(stored) is None
+    assert Usage.from_json({"prompt_tokens": 2, "completion_tokens": 3}) == Usage(2, 3, 0)

@@ -290,6 +290,7 @@ def test_a_completion_keeps_the_text_model_usage_and_latency(grok: FakeGrok) -> 
     result = completion(grok, {"prompt_tokens": 7, "completion_tokens": 3}, model="grok-4.3-0514")
     assert (result.text, result.finish_reason) == ("You said: hi", "stop")
     assert result.model == "grok-4.3-0514"
+    assert result.usage is not None
     assert (result.usage.prompt_tokens, result.usage.output_tokens) == (7, 3)
     assert result.latency_ms == 12.5
 

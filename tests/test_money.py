@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import time
+from typing import Any
 
 import pytest
 from conftest import INI, Project
@@ -28,7 +29,7 @@ NO_CREDITS = (
 PERMISSION = "The caller does not have permission to execute the specified operation"
 
 
-def report(project: Project) -> dict[str, object]:
+def report(project: Project) -> dict[str, Any]:
     document = json.loads((project.path / "report.json").read_text())
     errors = [e.message for e in validator().iter_errors(document)]
     assert not errors, errors
@@ -61,7 +62,7 @@ def test_a_hanging_prompt_is_sent_twice_at_most_and_both_attempts_are_counted_as
             f"cost $0.000000 + up to {possible} possibly billed",
         ]
     )
-    requests = report(project)["summary"]["requests"]  # type: ignore[index]
+    requests = report(project)["summary"]["requests"]
     assert requests["attempts"] == 2 and requests["unsettled"] == 2
     assert requests["possibly_billed_usd"] == pytest.approx(2 * ONE_ATTEMPT)
     project.server.wait_for_idle()
@@ -141,7 +142,7 @@ def test_a_reply_without_usage_fails_a_tokens_check_and_is_stored_as_unknown(
     )
     (entry,) = json.loads(project.recording("test_one.yaml").read_text())["entries"]["one"]
     assert (entry["response"]["usage"], entry["response"]["cost_usd"]) == (None, None)
-    (item,) = report(project)["items"]  # type: ignore[misc]
+    (item,) = report(project)["items"]
     assert (item["tokens"], item["cost_usd"]) == (None, None)
     # Replayed, the recording still says unknown, and the check still fails.
     replay = project.run("--grok-record=none", "-vv")
@@ -279,10 +280,10 @@ def test_grader_calls_are_in_the_totals_and_shown_apart(project: Project) -> Non
         ]
     )
     summary = report(project)["summary"]
-    assert summary["tokens"]["total"] == 535  # type: ignore[index]
-    assert summary["cost_usd"] == pytest.approx(0.01)  # type: ignore[index]
-    assert summary["judge"]["cost_usd"] == pytest.approx(0.007)  # type: ignore[index]
-    assert summary["requests"]["judge"]["calls"] == 1  # type: ignore[index]
+    assert summary["tokens"]["total"] == 535
+    assert summary["cost_usd"] == pytest.approx(0.01)
+    assert summary["judge"]["cost_usd"] == pytest.approx(0.007)
+    assert summary["requests"]["judge"]["calls"] == 1
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
@@ -301,6 +302,6 @@ def test_attempts_and_unknown_usage_reach_the_summary_and_the_report_under_xdist
         ]
     )
     summary = report(project)["summary"]
-    assert summary["requests"]["attempts"] == 2  # type: ignore[index]
-    assert summary["requests"]["no_usage"] == 1  # type: ignore[index]
-    assert summary["tokens"]["unknown"] == 1  # type: ignore[index]
+    assert summary["requests"]["attempts"] == 2
+    assert summary["requests"]["no_usage"] == 1
+    assert summary["tokens"]["unknown"] == 1

@@ -15,6 +15,8 @@ import signal
 import sys
 import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -59,6 +61,21 @@ class Reply:
     finish_reason: str = "stop"
     model: str | None = None
     usage: dict[str, int] | None = None
+    reasoning_tokens: int | None = None
+    code: str | None = None
+
+
+# The catalog `GET /v1/models` lists (research notes §1.4, §1.5): aliases, and the reasoning
+# efforts a model allows with its default; models without effort control publish no list.
+_REASONING_EFFORTS = ("none", "low", "medium", "high", "xhigh")
+DEFAULT_MODELS: dict[str, dict[str, Any]] = {
+    "grok-4.3": {"aliases": ["grok-4.3-latest"], "efforts": _REASONING_EFFORTS, "default": "low"},
+    "grok-4.5": {"aliases": ["grok-4.5-latest"], "efforts": ("low", "medium", "high"),
+                 "default": "high"},
+    "grok-4.7": {"aliases": [], "efforts": ("low", "medium", "high", "xhigh"), "default": "high"},
+    "grok-4.20-0309-reasoning": {"aliases": ["grok-4.20-reasoning"]},
+    "grok-4.20-0309-non-reasoning": {"aliases": ["grok-4.20-non-reasoning"]},
+}
 
 
 class _ChatBody:
@@ -81,13 +98,18 @@ class _ChatBody:
         return ""
 
 
+CHAT_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
+
+
 @dataclass(frozen=True)
 class FakeRequest(_ChatBody):
-    """A chat completion request as the fault rules and the responder see it."""
+    """A model request (chat or Responses) as the fault rules and the responder see it."""
 
     index: int
     body: dict[str, Any]
     headers: dict[str, str]
+    path: str = CHAT_PATH
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,7 @@ class LoggedRequest(_ChatBody):
     status: int
     started: float
     finished: float
+    path: str = CHAT_PATH
 
 
 @dataclass
@@ -162,6 +185,8 @@ class FakeGrok:
         answers: Mapping[str, str] | None = None,
         model_aliases: Mapping[str, str] | None = None,
         responder: Callable[[FakeRequest], Reply | None] | None = None,
+        requests_per_second: int | None = None,
+        requests_per_minute: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -181,6 +206,13 @@ class FakeGrok:
         self._log: list[LoggedRequest] = []
         self._faults: list[_Fault] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Hidden limits, like xAI's: sliding windows over the requests accepted in them.
+        self.requests_per_second = requests_per_second
+        self.requests_per_minute = requests_per_minute
+        self._second: deque[float] = deque()
+        self._minute: deque[float] = deque()
+        self._rate_limited = 0
+        self._paths: dict[str, int] = {}
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -257,6 +289,10 @@ class FakeGrok:
             self._peak = self._in_flight
             self._log.clear()
             self._faults.clear()
+            self._second.clear()
+            self._minute.clear()
+            self._rate_limited = 0
+            self._paths.clear()
             self._changed.notify_all()
 
     def _add_rule(self, rule: _Fault) -> None:
@@ -282,6 +318,17 @@ class FakeGrok:
         """The most requests that were in flight at once."""
         with self._changed:
             return self._peak
+
+    @property
+    def rate_limited(self) -> int:
+        """429s sent because a hidden rate limit was reached."""
+        with self._changed:
+            return self._rate_limited
+
+    def requests_to(self, path: str) -> int:
+        """Requests received on `path`, e.g. ``/v1/chat/completions`` or ``/v1/models``."""
+        with self._changed:
+            return self._paths.get(path, 0)
 
     @property
     def log(self) -> list[LoggedRequest]:
@@ -312,6 +359,7 @@ class FakeGrok:
                 "requests": self._count,
                 "peak_in_flight": self._peak,
                 "in_flight": self._in_flight,
+                "rate_limited": self._rate_limited,
             }
 
     # -- the event loop thread ------------------------------------------------------------------
@@ -376,11 +424,15 @@ class FakeGrok:
         request = await _read_request(reader)
         if request is None:
             return False
-        if request.path.endswith("/chat/completions"):
+        if request.path.endswith(("/chat/completions", "/responses")):
             if request.method == "POST":
                 return await self._chat(request, reader, writer)
             message = f"{request.method} is not allowed on {request.path}; use POST"
             data = _response(405, _error_body(405, message), request.keep_alive, {"allow": "POST"})
+        elif request.method == "GET" and request.path.endswith("/models"):
+            with self._changed:
+                self._paths[request.path] = self._paths.get(request.path, 0) + 1
+            data = _response(200, json.dumps(_listing()).encode(), request.keep_alive, _trace())
         else:
             data = self._control(request)
         writer.write(data)
@@ -405,6 +457,7 @@ class FakeGrok:
                     "finished": entry.finished,
                     "model": entry.model,
                     "prompt": entry.prompt,
+                    "path": entry.path,
                 }
                 for entry in self.log
             ]
@@ -416,16 +469,17 @@ class FakeGrok:
     async def _chat(
         self, request: _HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
-        body, problem = _parse_body(request.body)
+        body, problem = _parse_body(request.body, request.path)
         problem = self._auth_problem(request.headers) or problem
         started = time.monotonic()
         with self._changed:
             index = self._count
             self._count += 1
+            self._paths[request.path] = self._paths.get(request.path, 0) + 1
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
             self._changed.notify_all()
-        fake = FakeRequest(index, body, request.headers)
+        fake = FakeRequest(index, body, request.headers, request.path)
         settled = False
         try:
             reply = Reply(status=400, error=problem) if problem else self._reply_for(fake)
@@ -437,21 +491,24 @@ class FakeGrok:
                 await asyncio.sleep(delay)
             if reply.drop:
                 return False
-            data = _response(
-                reply.status, self._payload(fake, reply), request.keep_alive, _headers(reply)
-            )
+            headers = {**_trace(), **_headers(reply)}
+            if reply.status == 200:
+                headers.update(self._limit_headers())
+            data = _response(reply.status, self._payload(fake, reply), request.keep_alive, headers)
             # Settle before writing, so a client that has its answer already sees it counted.
-            self._settle(index, body, reply.status, started)
+            self._settle(index, body, reply.status, started, request.path)
             settled = True
             writer.write(data)
             await writer.drain()
             return request.keep_alive
         finally:
             if not settled:
-                self._settle(index, body, 0, started)
+                self._settle(index, body, 0, started, request.path)
 
-    def _settle(self, index: int, body: dict[str, Any], status: int, started: float) -> None:
-        entry = LoggedRequest(index, body, status, started, time.monotonic())
+    def _settle(
+        self, index: int, body: dict[str, Any], status: int, started: float, path: str
+    ) -> None:
+        entry = LoggedRequest(index, body, status, started, time.monotonic(), path)
         with self._changed:
             self._in_flight -= 1
             self._log.append(entry)
@@ -467,9 +524,48 @@ class FakeGrok:
             "You can obtain an API key from https://console.x.ai."
         )
 
+    def _admit(self) -> str | None:
+        """Count a request against the hidden limits, or xAI's 429 text when one refuses it."""
+        now = time.monotonic()
+        for window, seconds in ((self._second, 1.0), (self._minute, 60.0)):
+            while window and window[0] <= now - seconds:
+                window.popleft()
+        for name, window, limit in (
+            ("Second", self._second, self.requests_per_second),
+            ("Minute", self._minute, self.requests_per_minute),
+        ):
+            if limit is not None and len(window) >= limit:
+                self._rate_limited += 1
+                return (
+                    "Too many requests for team fake-team and model {model}. Your team's rate "
+                    f"limit is — Requests per {name} (actual/limit): {len(window) + 1}/{limit}. "
+                    "Please slow down or contact support to raise it."
+                )
+        self._second.append(now)
+        self._minute.append(now)
+        return None
+
+    def _limit_headers(self) -> dict[str, str]:
+        """``x-ratelimit-*`` of a successful answer: the tightest request window's figures."""
+        with self._changed:
+            if self.requests_per_minute is not None:
+                limit, used = self.requests_per_minute, len(self._minute)
+            elif self.requests_per_second is not None:
+                limit, used = self.requests_per_second, len(self._second)
+            else:
+                return {}
+        return {
+            "x-ratelimit-limit-requests": str(limit),
+            "x-ratelimit-remaining-requests": str(max(0, limit - used)),
+        }
+
     def _reply_for(self, request: FakeRequest) -> Reply:
         prompt = request.prompt
         with self._changed:
+            refused = self._admit()
+            if refused is not None:
+                message = refused.format(model=request.model)
+                return Reply(status=429, error=message, code="resource-exhausted")
             # Every rule observes every request, so `first` means the first requests overall.
             answering = [rule for rule in self._faults if rule.observe(request.index, prompt)]
             if answering:
@@ -487,8 +583,10 @@ class FakeGrok:
 
     def _payload(self, request: FakeRequest, reply: Reply) -> bytes:
         if reply.status != 200:
-            return _error_body(reply.status, reply.error or f"injected {reply.status}")
+            return _error_body(reply.status, reply.error or f"injected {reply.status}", reply.code)
         content = reply.content if reply.content is not None else self._answer(request.prompt)
+        if request.path.endswith("/responses"):
+            return self._response_payload(request, reply, content)
         requested = request.model
         messages = _messages(request.body)
         prompt_chars = sum(len(_text(message.get("content"))) for message in messages)
@@ -498,6 +596,9 @@ class FakeGrok:
             override.get("completion_tokens", max(1, len(content) // 4)),
         )
         usage.update(override)
+        if reply.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
+            usage["total_tokens"] += reply.reasoning_tokens
         completion = {
             "id": f"fake-{request.index}",
             "object": "chat.completion",
@@ -515,6 +616,53 @@ class FakeGrok:
             "system_fingerprint": "fp_fake",
         }
         data = json.dumps(completion).encode()
+        return data[: len(data) // 2] if reply.bad_json else data
+
+    def _response_payload(self, request: FakeRequest, reply: Reply, content: str) -> bytes:
+        """A Responses API answer: output items, status, and usage whose output has reasoning."""
+        body = request.body
+        requested = request.model
+        model = reply.model or self.model_aliases.get(requested, requested)
+        prompt = max(1, sum(len(_text(m.get("content"))) for m in _messages(body)) // 4)
+        reasoning = reply.reasoning_tokens or 0
+        output_tokens = max(1, len(content) // 4) + reasoning
+        incomplete = reply.finish_reason == "length"
+        effort = body.get("reasoning", {}).get("effort") if isinstance(
+            body.get("reasoning"), dict
+        ) else None
+        spec = DEFAULT_MODELS.get(requested, {})
+        document = {
+            "id": f"fake-{request.index}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": model,
+            "status": "incomplete" if incomplete else "completed",
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "output": [
+                {
+                    "type": "message",
+                    "id": f"msg-fake-{request.index}",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": content, "annotations": []}],
+                }
+            ],
+            "instructions": body.get("instructions"),
+            "reasoning": {"effort": effort or spec.get("default"), "summary": None},
+            "store": body.get("store", True),
+            "text": body.get("text", {"format": {"type": "text"}}),
+            "usage": {
+                "input_tokens": prompt,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"reasoning_tokens": reasoning},
+                "total_tokens": prompt + output_tokens,
+                "num_sources_used": 0,
+                "cost_in_usd_ticks": prompt * _TICKS_PER_PROMPT_TOKEN
+                + output_tokens * _TICKS_PER_COMPLETION_TOKEN,
+            },
+        }
+        data = json.dumps(document).encode()
         return data[: len(data) // 2] if reply.bad_json else data
 
     def _answer(self, prompt: str) -> str:
@@ -603,11 +751,38 @@ def _headers(reply: Reply) -> dict[str, str]:
     return headers
 
 
-def _error_body(status: int, message: str) -> bytes:
-    return json.dumps({"code": _CODE_TEXT.get(status, "Unknown error"), "error": message}).encode()
+def _error_body(status: int, message: str, code: str | None = None) -> bytes:
+    text = code if code is not None else _CODE_TEXT.get(status, "Unknown error")
+    return json.dumps({"code": text, "error": message}).encode()
 
 
-def _parse_body(raw: bytes) -> tuple[dict[str, Any], str | None]:
+def _trace() -> dict[str, str]:
+    # xAI puts the request id in this header only, never in the body.
+    return {"x-request-id": str(uuid.uuid4())}
+
+
+def _listing() -> dict[str, Any]:
+    """The ``GET /v1/models`` body, with xAI's capabilities object."""
+    data = []
+    for name, spec in DEFAULT_MODELS.items():
+        capabilities: dict[str, Any] = {}
+        if "efforts" in spec:
+            capabilities["reasoning_effort"] = list(spec["efforts"])
+            capabilities["default_reasoning_effort"] = spec["default"]
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "xai",
+                "aliases": list(spec["aliases"]),
+                "capabilities": capabilities,
+            }
+        )
+    return {"object": "list", "data": data}
+
+
+def _parse_body(raw: bytes, path: str = CHAT_PATH) -> tuple[dict[str, Any], str | None]:
     """The request body as a dict, and what is wrong with it as a chat request (None if fine)."""
     try:
         body = json.loads(raw)
@@ -615,19 +790,28 @@ def _parse_body(raw: bytes) -> tuple[dict[str, Any], str | None]:
         return {}, f"Failed to parse the request body as JSON: {exc}"
     if not isinstance(body, dict):
         return {}, "Failed to deserialize the JSON body into the target type: expected an object"
-    for key, kind in (("model", str), ("messages", list)):
+    conversation = ("input", (list, str)) if path.endswith("/responses") else ("messages", list)
+    for key, kind in (("model", str), conversation):
         if not isinstance(body.get(key), kind):
             return body, (
                 "Failed to deserialize the JSON body into the target type: "
-                f"`{key}` is missing or not a {kind.__name__}"
+                f"`{key}` is missing or not a {_kind_name(kind)}"
             )
     if body.get("stream"):
         return body, "streaming is not supported by the fake server"
     return body, None
 
 
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
 def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    messages = body.get("messages")
+    """Chat ``messages``, or a Responses ``input`` (a string is one user message)."""
+    messages = body.get("messages", body.get("input"))
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
     if not isinstance(messages, list):
         return []
     return [message for message in messages if isinstance(message, dict)]
@@ -690,6 +874,7 @@ _REPLY_KEYS: dict[str, Callable[[str], Any]] = {
     "bad_json": _flag,
     "finish_reason": str,
     "model": str,
+    "code": str,
 }
 
 
@@ -748,8 +933,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SPEC",
         help="e.g. every=3,status=429,retry_after=1 or match=boom,status=500,times=2",
     )
+    parser.add_argument("--requests-per-second", type=int, default=None, metavar="N")
+    parser.add_argument("--requests-per-minute", type=int, default=None, metavar="N")
     args = parser.parse_args(argv)
-    server = FakeGrok(host=args.host, port=args.port, latency=args.latency, answers=args.answers)
+    server = FakeGrok(
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        answers=args.answers,
+        requests_per_second=args.requests_per_second,
+        requests_per_minute=args.requests_per_minute,
+    )
     for rule in args.fault:
         server._add_rule(rule)
     done = threading.Event()

@@ -283,7 +283,7 @@ def test_a_malformed_request_closes_only_its_connection(grok: FakeGrok) -> None:
 
 
 def test_other_paths_are_404_and_other_methods_405(grok: FakeGrok) -> None:
-    missing = post(grok.port, {}, path="/v1/models", method="GET")
+    missing = post(grok.port, {}, path="/v1/embeddings", method="GET")
     wrong_method = post(grok.port, b"", method="GET")
 
     assert missing[0] == 404
@@ -299,7 +299,7 @@ def test_control_endpoints_report_and_reset_without_counting(grok: FakeGrok) -> 
     log = json.loads(post(grok.port, b"", path="/v1/_fake/log", method="GET")[2])
     post(grok.port, b"", path="/_fake/reset")
 
-    assert stats == {"requests": 1, "peak_in_flight": 1, "in_flight": 0}
+    assert stats == {"requests": 1, "peak_in_flight": 1, "in_flight": 0, "rate_limited": 0}
     assert [(entry["index"], entry["status"], entry["prompt"]) for entry in log] == [(0, 200, "hi")]
     assert (grok.request_count, grok.log) == (0, [])
 

@@ -187,6 +187,7 @@ class FakeGrok:
         responder: Callable[[FakeRequest], Reply | None] | None = None,
         requests_per_second: int | None = None,
         requests_per_minute: int | None = None,
+        models: Mapping[str, Any] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -208,6 +209,8 @@ class FakeGrok:
         self._tasks: set[asyncio.Task[Any]] = set()
         # Hidden limits, like xAI's: sliding windows over the requests accepted in them.
         self.requests_per_second = requests_per_second
+        # The catalog `GET /v1/models` lists; an empty one stands for a server that has none.
+        self.models: dict[str, Any] = dict(DEFAULT_MODELS if models is None else models)
         self.requests_per_minute = requests_per_minute
         self._second: deque[float] = deque()
         self._minute: deque[float] = deque()
@@ -432,7 +435,8 @@ class FakeGrok:
         elif request.method == "GET" and request.path.endswith("/models"):
             with self._changed:
                 self._paths[request.path] = self._paths.get(request.path, 0) + 1
-            data = _response(200, json.dumps(_listing()).encode(), request.keep_alive, _trace())
+            listing = json.dumps(_listing(self.models)).encode()
+            data = _response(200, listing, request.keep_alive, _trace())
         else:
             data = self._control(request)
         writer.write(data)
@@ -761,10 +765,10 @@ def _trace() -> dict[str, str]:
     return {"x-request-id": str(uuid.uuid4())}
 
 
-def _listing() -> dict[str, Any]:
+def _listing(models: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """The ``GET /v1/models`` body, with xAI's capabilities object."""
     data = []
-    for name, spec in DEFAULT_MODELS.items():
+    for name, spec in models.items():
         capabilities: dict[str, Any] = {}
         if "efforts" in spec:
             capabilities["reasoning_effort"] = list(spec["efforts"])

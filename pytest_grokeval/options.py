@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pytest_grokeval.data import APIS
 from pytest_grokeval.recordings.store import MODES
 
 DEFAULT_MODEL = "grok-4.3"
@@ -32,6 +33,9 @@ OPTIONS = [
            "most HTTP requests in flight at once, across the whole run (default 4)"),
     Option("--grok-model", "grok_model", str, DEFAULT_MODEL,
            f"model for cases that name none (default {DEFAULT_MODEL})"),
+    Option("--grok-api", "grok_api", str, "chat",
+           "endpoint of cases that name none: chat (Chat Completions, any OpenAI-compatible "
+           "server) or responses (xAI's Responses API, which xAI recommends) (default chat)"),
     Option("--grok-base-url", "grok_base_url", str, DEFAULT_BASE_URL,
            f"API base URL (default {DEFAULT_BASE_URL}; env XAI_BASE_URL)", env="XAI_BASE_URL"),
     Option("--grok-timeout", "grok_timeout", float, 120.0,
@@ -105,6 +109,7 @@ class Settings:
     api_key: str | None
     backoff_base: float
     judge_model: str | None = None
+    api: str = "chat"
 
     @property
     def base_host(self) -> str:
@@ -147,6 +152,10 @@ def resolve(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"--{name.replace('_', '-')} must be positive, got {value:g}")
     key_env = str(config.getini("grok_api_key_env") or "XAI_API_KEY")
     api_key = os.environ.get(key_env) or None
+    if values["grok_api"] not in APIS:
+        raise pytest.UsageError(
+            f"--grok-api must be one of {', '.join(APIS)}, got {values['grok_api']!r}"
+        )
     record = values["grok_record"]
     if record is not None and record not in MODES:
         raise pytest.UsageError(
@@ -187,4 +196,5 @@ def resolve(config: pytest.Config) -> Settings:
         api_key=api_key,
         backoff_base=max(backoff, 0.0),
         judge_model=str(config.getini("grok_judge_model") or "") or None,
+        api=values["grok_api"],
     )

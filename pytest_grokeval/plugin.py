@@ -22,7 +22,7 @@ from pytest_grokeval.collect.items import (
 from pytest_grokeval.data import Completion, FetchError
 from pytest_grokeval.engine.engine import EngineStats
 from pytest_grokeval.engine.errors import FatalAPIError
-from pytest_grokeval.prefetch.run import BudgetExceeded, Counts, GrokRun, Job
+from pytest_grokeval.prefetch.run import BudgetExceeded, CatalogError, Counts, GrokRun, Job
 from pytest_grokeval.recordings.store import DIRNAME
 from pytest_grokeval.report import files
 from pytest_grokeval.report.terminal import Progress, header, summary_lines
@@ -86,9 +86,10 @@ def _prefetch(session: pytest.Session) -> None:
         run.selected.setdefault(item.path, set()).add(item.name)
     jobs = [item.job() for item in items if not statically_skipped(item)]
     for test in marked:
-        job = None if statically_skipped(test) else marker.job_for(test, model)
+        job = None if statically_skipped(test) else marker.job_for(test, model, run.settings.api)
         if job is not None:
             jobs.append(job)
+    run.cache = session.config.cache if hasattr(session.config, "cache") else None
     directory = xdist.shared_dir(session.config)
     if directory is None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -111,7 +112,7 @@ def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str 
     """Prefetch; an error that stops the whole run comes back as its one-line message."""
     try:
         run.prefetch(jobs, progress)
-    except (FatalAPIError, BudgetExceeded) as exc:
+    except (FatalAPIError, BudgetExceeded, CatalogError) as exc:
         run.fatal = f"grokeval: {exc}"
     return run.fatal
 
@@ -133,7 +134,7 @@ def grok_response(request: pytest.FixtureRequest) -> Completion:
     """The response to this test's ``@pytest.mark.grok(...)`` request, fetched before it ran."""
     run = request.config.stash[RUN_KEY]
     try:
-        wanted = marker.request_for(request.node, run.settings.model)
+        wanted = marker.request_for(request.node, run.settings.model, run.settings.api)
     except marker.MarkerError as exc:
         pytest.fail(str(exc), pytrace=False)
     if wanted is None:

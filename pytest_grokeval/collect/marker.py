@@ -20,7 +20,9 @@ class MarkerError(Exception):
     """A grok marker with the wrong arguments: an error of that test, at setup."""
 
 
-def request_for(item: pytest.Item, default_model: str) -> ChatRequest | None:
+def request_for(
+    item: pytest.Item, default_model: str, default_api: str = "chat"
+) -> ChatRequest | None:
     """The request a test's grok marker asks for, or None for unmarked tests."""
     mark = item.get_closest_marker("grok")
     if mark is None:
@@ -57,13 +59,13 @@ def request_for(item: pytest.Item, default_model: str) -> ChatRequest | None:
     params = kwargs.get("params") or {}
     if not isinstance(model, str) or not isinstance(params, dict):
         raise MarkerError("@pytest.mark.grok model= must be a string and params= a dict")
-    return ChatRequest(model=model, messages=tuple(turns), params=dict(params))
+    return ChatRequest(model=model, messages=tuple(turns), params=dict(params), api=default_api)
 
 
-def job_for(item: pytest.Item, default_model: str) -> Job | None:
+def job_for(item: pytest.Item, default_model: str, default_api: str = "chat") -> Job | None:
     """The marked test's one request, recorded per test module like a suite's cases."""
     try:
-        request = request_for(item, default_model)
+        request = request_for(item, default_model, default_api)
     except MarkerError:
         return None  # the fixture reports it, at the test that has it
     return None if request is None else Job(item.nodeid, item.name, item.path, (request,))

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
-from pytest_grokeval.engine.budgets import SlidingWindow, Use, estimate_tokens, rpm_window
-from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
-from pytest_grokeval.engine.wire import parse_completion
+from pytest_grokeval.engine.budgets import Pacer, Use, estimate_tokens
+from pytest_grokeval.engine.errors import (
+    FatalAPIError,
+    ItemError,
+    RetryableError,
+    api_message,
+    classify,
+)
+from pytest_grokeval.engine.wire import parse_completion, request_body, sent_effort
 
 if TYPE_CHECKING:
     # Imported when the first request is sent: a replay-only run never pays for the SDK.
@@ -53,6 +60,7 @@ class EngineStats:
     started: float = field(default_factory=time.monotonic)
     paused_until: float = 0.0
     deduplicated: int = 0  # fetches answered by a request already sent or sending
+    learned: list[str] = field(default_factory=list)  # limits the API stated, described
 
 
 ResultCallback = Callable[[ChatRequest, Outcome], None]
@@ -80,8 +88,10 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._resume_at = 0.0
         self._fatal: FatalAPIError | None = None
-        self._rpm = rpm_window(settings.rpm) if settings.rpm else None
-        self._tpm = SlidingWindow(settings.tpm / 60, 1.0) if settings.tpm else None
+        self._learned_now = False
+        # The model catalog's default effort per model name, recorded when a request sets none.
+        self.default_efforts: Mapping[str, str] = {}
+        self._pacer = Pacer(settings.rpm, settings.tpm)
         self._settled = asyncio.Event()
 
     async def __aenter__(self) -> Engine:
@@ -129,6 +139,12 @@ class Engine:
             outcomes = await asyncio.gather(*(self.fetch(r) for r in requests))
         return {r.fingerprint: o for r, o in zip(requests, outcomes, strict=True)}
 
+    async def get_json(self, path: str) -> object:
+        """GET a JSON document with the run's client, e.g. the model catalog ``/models``."""
+        if self._client is None:
+            self._client = self._client_factory(self.settings)
+        return await self._client.get(path, cast_to=object)
+
     def _emit(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.stats)
@@ -167,7 +183,10 @@ class Engine:
                     return self._finish(request, FetchError(message, error.status, error.kind))
                 self.stats.retried += 1
                 delay = self._backoff(attempt + 1, exc.retry_after)
-                if exc.rate_limited:
+                if exc.rate_limited and exc.retry_after is None and self._learned_now:
+                    # The limit it stated is now a window that holds this request back.
+                    self._learned_now = False
+                elif exc.rate_limited:
                     # Not a sleep: _admit holds this request back with every other one.
                     self._pause(delay)
                 self._emit()
@@ -203,37 +222,39 @@ class Engine:
                 message = f"the run has already spent ${spent:.4f} of --grok-max-cost ${max_cost:g}"
                 raise ItemError(FetchError(message, kind="budget"))
             now = time.monotonic()
-            wait = max(
-                self._resume_at - now,
-                self._rpm.delay(1, now) if self._rpm else 0.0,
-                self._tpm.delay(tokens, now) if self._tpm else 0.0,
-            )
-            if wait <= 0:
+            paced = self._pacer.delay(tokens, now)
+            wait = max(self._resume_at - now, 0.0 if paced is None else paced)
+            if wait <= 0 and paced is not None:
                 break
-            # A settled token reservation can make room early, so its signal also ends the wait.
+            # An answer can make room early (a settled reservation, fresh headers), so its
+            # signal also ends the wait.
             settled = self._settled
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(settled.wait(), wait)
-        if self._rpm is not None:
-            self._rpm.reserve(1, now)
-        return self._tpm.reserve(tokens, now) if self._tpm else None
+                await asyncio.wait_for(settled.wait(), wait if paced is not None else None)
+        return self._pacer.reserve(tokens, now)
 
     async def _send(
         self, client: openai.AsyncOpenAI, request: ChatRequest, tokens: Use | None
     ) -> Completion:
         """One HTTP attempt, its errors sorted into fatal, retryable and item failures."""
+        import httpx2
         import openai
 
         self.stats.in_flight += 1
         self._emit()
         started = time.perf_counter()
+        estimate = tokens.amount if tokens is not None else float(estimate_tokens(request))
+        headers: Mapping[str, str] | None = None
+        path, body = request_body(request)
         try:
             # The SDK for transport, auth, timeouts and its error classes, but the JSON body as
             # it is: building its typed ChatCompletion costs more CPU than the HTTP exchange.
-            data = await client.post(
-                "/chat/completions", body=request.create_kwargs(), cast_to=object
-            )
-            completion = parse_completion(data, (time.perf_counter() - started) * 1000)
+            # The raw response, for its headers: rate-limit figures and the request id.
+            response = await client.post(path, body=body, cast_to=httpx2.Response)
+            headers = response.headers
+            latency = (time.perf_counter() - started) * 1000
+            completion = parse_completion(response.json(), latency, request.api, headers)
+            completion = self._with_effort(request, completion)
         except openai.APITimeoutError:
             message = f"timed out after {self.settings.timeout:g} s (--grok-timeout)"
             raise RetryableError(FetchError(message, kind="timeout")) from None
@@ -245,6 +266,8 @@ class Engine:
             classified = classify(exc)
             if isinstance(classified, FatalAPIError):
                 self._fatal = classified
+            if exc.status_code == 429:
+                self._learn(api_message(exc))
             raise classified from None
         except (ValueError, TypeError, AttributeError) as exc:
             # The SDK lets a 200 with an unparsable body through as a JSONDecodeError.
@@ -252,11 +275,31 @@ class Engine:
             raise RetryableError(FetchError(message, kind="malformed")) from None
         finally:
             self.stats.in_flight -= 1
-        if tokens is not None and self._tpm is not None:
-            self._tpm.settle(tokens, completion.usage.total_tokens, time.monotonic())
+            self._pacer.answered(estimate, headers, time.monotonic())
             self._settled.set()
             self._settled = asyncio.Event()
+        if tokens is not None and self._pacer.tokens is not None:
+            self._pacer.tokens.settle(tokens, completion.usage.total_tokens, time.monotonic())
         return completion
+
+    def _learn(self, message: str) -> None:
+        """A 429 that states the account's limit sets the engine's limit for the rest of the run."""
+        stated = self._pacer.learn(message, time.monotonic())
+        if stated is not None:
+            self._learned_now = True
+            self.stats.learned = [limit.describe() for limit in self._pacer.learned]
+            self._emit()
+
+    def _with_effort(self, request: ChatRequest, completion: Completion) -> Completion:
+        """Record the effort sent; else the one the API reports, else the model's default."""
+        effort = (
+            sent_effort(request)
+            or completion.reasoning_effort
+            or self.default_efforts.get(request.model)
+        )
+        if effort == completion.reasoning_effort:
+            return completion
+        return dataclasses.replace(completion, reasoning_effort=effort)
 
 
 def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:

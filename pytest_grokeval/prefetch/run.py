@@ -215,7 +215,7 @@ class GrokRun:
                 listing = await engine.get_json("/models")
             except openai.APIStatusError as exc:
                 return self._no_catalog(where, f"HTTP {exc.status_code}")
-            except openai.APIError as exc:
+            except openai.OpenAIError as exc:
                 return self._no_catalog(where, f"{exc.__cause__ or exc}")
         try:
             catalog = Catalog.from_listing(listing)

@@ -105,6 +105,27 @@ def test_grok_api_sets_the_endpoint_of_cases_that_name_none(project: Project) ->
     assert sent == [("one", RESPONSES), ("two", CHAT)]
 
 
+def test_a_marked_python_test_can_ask_for_the_responses_api(project: Project) -> None:
+    project.pytester.makepyfile(
+        test_py="""
+        import pytest
+
+        @pytest.mark.grok(prompt="Say hi.", api="responses")
+        def test_hi(grok_response):
+            assert grok_response.text == "You said: Say hi."
+            assert grok_response.api == "responses"
+
+        @pytest.mark.grok(prompt="Say hi.", api="chats")
+        def test_typo(grok_response):
+            pass
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*api= must be chat or responses, got 'chats'*"])
+    assert (project.server.requests_to(RESPONSES), project.server.requests_to(CHAT)) == (1, 0)
+
+
 def test_a_recording_made_on_another_endpoint_is_stale_and_says_so(project: Project) -> None:
     project.suite("test_bot.yaml", "cases:\n  - id: only\n    prompt: hi\n")
     project.run().assert_outcomes(passed=1)

@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import API_KEY, INI, Project
 
-from pytest_grokeval.fake_grok import FakeGrok, Reply
+from pytest_grokeval.testing import FakeGrok, Reply
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"

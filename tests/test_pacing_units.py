@@ -8,6 +8,7 @@ from pytest_grokeval.data import ChatRequest
 from pytest_grokeval.engine.budgets import (
     LEARNED_SLACK,
     PROBE_INTERVAL,
+    SLOW_START_CAP,
     Pacer,
     StatedLimit,
     stated_limit,
@@ -47,7 +48,8 @@ def test_the_first_request_goes_alone_until_an_answer_comes() -> None:
     pacer = Pacer(None, None)
     assert pacer.delay(10, 0.0) == 0.0
     pacer.reserve(10, 0.0)
-    assert pacer.delay(10, 0.0) is None  # wait for the answer
+    assert pacer.delay(10, 0.0) == SLOW_START_CAP  # the answer, or a second at most
+    assert pacer.delay(10, SLOW_START_CAP) == 0.0
     pacer.answered(10, {}, 0.05)
     assert pacer.delay(10, 0.05) == 0.0  # no headers: nothing holds sending back
 

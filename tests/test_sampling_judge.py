@@ -10,7 +10,7 @@ import pytest
 from conftest import Project
 
 from pytest_grokeval.checks.judge import JUDGE_SYSTEM
-from pytest_grokeval.fake_grok import FakeRequest, Reply
+from pytest_grokeval.testing import FakeRequest, Reply
 
 RIGHT, WRONG = "The answer is 42.", "I do not know."
 
@@ -75,6 +75,18 @@ def test_repeated_samples_stop_as_soon_as_the_pass_rate_is_decided(
     if requests < 5:
         recorded = json.loads(project.recording("test_rate.yaml").read_text())["entries"]
         assert [s["sample"] for s in recorded["sampled"]] == list(range(requests))
+
+
+def test_the_samples_of_a_wave_are_in_flight_together(project: Project) -> None:
+    # Each answer takes a while, so samples sent together overlap at the server; samples sent
+    # one after another never do. The first wave of "3 of 5 must pass" is 3 samples.
+    project.server.latency = 1.0
+    project.server.responder = lambda r: Reply(content=RIGHT)
+    project.suite("test_sampled.yaml", SAMPLED.format(name="sampled", prompt="always right"))
+    result = project.run()
+    result.assert_outcomes(passed=1)
+    assert project.server.request_count == 3
+    assert project.server.peak_in_flight == 3
 
 
 def test_a_failed_pass_rate_shows_every_sample_verdict_and_the_interval(project: Project) -> None:

@@ -19,9 +19,14 @@ from pytest_grokeval.data import ChatRequest
 from pytest_grokeval.engine.pricing import estimate_cost
 
 DEFAULT_MAX_TOKENS_ESTIMATE = 1024
-# The server sees a request some milliseconds after we stamp it, and the lag varies with the
-# network and the client's load; without this slack a window closed for us can be open for it.
+# A window's slack on top of its length, for the server's own clock and window edges.
 WINDOW_MARGIN = 0.04
+# How long after its admission a request in flight is assumed to have reached the server when
+# no answer has told us so yet: the bound on the client's own lag (event loop, connection) that
+# the windows' guarantee rests on. Holding a use until its answer instead would be exact, but
+# would let only `limit` requests be in flight at once: with answers that take a minute, as
+# reasoning models' do, --grok-rpm 600 would send 10 a minute.
+SEND_LAG_CAP = 0.5
 # Settled token counts are floats; a sum that is over the limit by less than this is not.
 _ROUNDING = 1e-9
 
@@ -32,6 +37,7 @@ class Use:
 
     stamp: float
     amount: float
+    in_flight: bool = False
 
 
 class SlidingWindow:
@@ -43,37 +49,62 @@ class SlidingWindow:
         self.rate = limit / seconds  # units per second, without the margin
         self._uses: list[Use] = []
 
-    def _end(self, use: Use) -> float:
+    def _end(self, use: Use, now: float) -> float:
+        # A use in flight may not have reached the server yet: it counts as if sent now, up to
+        # SEND_LAG_CAP after its admission.
+        stamp = _arrival_bound(use, now) if use.in_flight else use.stamp
         # An amount over the whole limit holds the window for its share of the time: it can go
         # at all, and the average rate still holds.
-        return use.stamp + self.seconds * max(1.0, use.amount / self.limit)
+        return stamp + self.seconds * max(1.0, use.amount / self.limit)
 
     def delay(self, amount: float, now: float) -> float:
-        """Seconds from `now` until `amount` fits; 0 when it fits now."""
-        self._uses = [use for use in self._uses if self._end(use) > now]
+        """Seconds from `now` until `amount` fits; 0 when it fits now.
+
+        A use still in flight is always in the way: the wait then is a whole window, and ends
+        early when its `finish()` makes room (the engine waits on that signal too).
+        """
+        self._uses = [use for use in self._uses if self._end(use, now) > now]
         # An amount over the limit waits for an empty window.
         excess = sum(use.amount for use in self._uses) + min(amount, self.limit) - self.limit
         wait = 0.0
-        for use in sorted(self._uses, key=self._end):
+        for use in sorted(self._uses, key=lambda use: self._end(use, now)):
             if excess <= _ROUNDING:
                 break
             excess -= use.amount
-            wait = self._end(use) - now
+            wait = self._end(use, now) - now
         return wait
 
-    def reserve(self, amount: float, now: float) -> Use:
-        """Count `amount` from `now`; call only when delay() said it fits."""
-        use = Use(now, amount)
+    def reserve(self, amount: float, now: float, *, in_flight: bool = False) -> Use:
+        """Count `amount` from `now`, or until finish() when `in_flight`; only when it fits."""
+        use = Use(now, amount, in_flight)
         self._uses.append(use)
         return use
 
+    def finish(self, use: Use, now: float) -> None:
+        """The request of an in-flight use was answered or failed at `now`: count it from then.
+
+        The server saw the request at some moment between its admission and its answer, and no
+        later than SEND_LAG_CAP after its admission. Stamping at the earlier of those two bounds
+        means that the server never sees more than the limit in a window as long as the client
+        puts an admitted request on the wire within SEND_LAG_CAP (a loaded machine, a busy event
+        loop); a stamp at admission alone fails as soon as that lag varies by more than
+        WINDOW_MARGIN. The price: a use holds the window for up to SEND_LAG_CAP longer.
+        """
+        use.stamp = _arrival_bound(use, now)
+        use.in_flight = False
+
     def settle(self, use: Use, actual: float, now: float) -> None:
         """Replace a reservation's estimate with what was really used."""
-        if self._end(use) > now:
+        if self._end(use, now) > now:
             use.amount = actual
         elif actual > use.amount:
             # The window of the estimate has passed: the shortfall counts from now.
             self._uses.append(Use(now, actual - use.amount))
+
+
+def _arrival_bound(use: Use, now: float) -> float:
+    """The latest moment the server can have seen a use's request, as known at `now`."""
+    return min(max(use.stamp, now), use.stamp + SEND_LAG_CAP)
 
 
 def rpm_window(rpm: int) -> SlidingWindow:
@@ -112,6 +143,9 @@ LEARNED_SLACK = 0.05
 # With no answer in flight and nothing left to send on, one request goes after this long to
 # find out whether the budget is back; xAI's windows are a second or a minute long.
 PROBE_INTERVAL = 0.1
+# The first request goes alone until its answer or this long: its headers may say how little
+# room there is, but a reasoning model's answer can take a minute, and the run must not.
+SLOW_START_CAP = 0.5
 # Send stamps kept to seed a learned window with what the server has already counted.
 _HISTORY_SECONDS = 61.0
 
@@ -165,11 +199,12 @@ class Pacer:
         self._left_requests: float | None = None
         self._left_tokens: float | None = None
         self._last_answer = 0.0
+        self._first_sent = 0.0
 
     def delay(self, tokens: float, now: float) -> float | None:
         """Seconds until a request of `tokens` may go (0: now); None: when an answer comes."""
-        if not self._heard and self._out:
-            return None
+        if not self._heard and self._out and now < self._first_sent + SLOW_START_CAP:
+            return self._first_sent + SLOW_START_CAP - now
         short = (self.requests is None and self._left_requests is not None
                  and self._left_requests < 1) or (
             self.tokens is None and self._left_tokens is not None and tokens > self._left_tokens
@@ -184,8 +219,10 @@ class Pacer:
             self.tokens.delay(tokens, now) if self.tokens else 0.0,
         )
 
-    def reserve(self, tokens: float, now: float) -> Use | None:
-        """Count a request going out now; its token reservation is returned to settle later."""
+    def reserve(self, tokens: float, now: float) -> tuple[Use | None, Use | None]:
+        """Count a request going out now: its (request, token) uses, to finish when answered."""
+        if not self._sent:
+            self._first_sent = now
         self._out += 1
         self._out_tokens += tokens
         if self._left_requests is not None:
@@ -195,12 +232,26 @@ class Pacer:
         self._sent.append((now, tokens))
         while self._sent and self._sent[0][0] < now - _HISTORY_SECONDS:
             self._sent.popleft()
-        if self.requests is not None:
-            self.requests.reserve(1, now)
-        return self.tokens.reserve(tokens, now) if self.tokens else None
+        return (
+            self.requests.reserve(1, now, in_flight=True) if self.requests else None,
+            self.tokens.reserve(tokens, now, in_flight=True) if self.tokens else None,
+        )
 
-    def answered(self, tokens: float, headers: Mapping[str, str] | None, now: float) -> None:
-        """An attempt ended (answered, refused or failed); read what its headers say is left."""
+    def answered(
+        self,
+        tokens: float,
+        headers: Mapping[str, str] | None,
+        now: float,
+        use: Use | None = None,
+        token_use: Use | None = None,
+    ) -> None:
+        """An attempt ended (answered, refused or failed): finish its uses, read its headers."""
+        # A window learned since the request went out has its own record of it: finishing the
+        # use of the old one is then harmless.
+        if use is not None and self.requests is not None:
+            self.requests.finish(use, now)
+        if token_use is not None and self.tokens is not None:
+            self.tokens.finish(token_use, now)
         self._heard = True
         self._out -= 1
         self._out_tokens -= tokens

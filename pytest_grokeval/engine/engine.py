@@ -169,10 +169,10 @@ class Engine:
         for attempt in range(retries + 1):
             try:
                 async with self._semaphore:
-                    tokens = await self._admit(request)
+                    uses = await self._admit(request)
                     if attempt == 0:
                         self.stats.sent += 1
-                    completion = await self._send(client, request, tokens)
+                    completion = await self._send(client, request, *uses)
             except ItemError as exc:
                 return self._finish(request, exc.error)
             except RetryableError as exc:
@@ -207,8 +207,8 @@ class Engine:
         self._resume_at = max(self._resume_at, time.monotonic() + delay)
         self.stats.paused_until = self._resume_at
 
-    async def _admit(self, request: ChatRequest) -> Use | None:
-        """Wait out pauses and rate budgets; return the token reservation to settle later.
+    async def _admit(self, request: ChatRequest) -> tuple[Use | None, Use | None]:
+        """Wait out pauses and rate budgets; return the request and token reservations.
 
         Each pass checks everything and reserves only when nothing is in the way, with no await
         in between, so the stamps in the windows are the moments requests really go out.
@@ -226,15 +226,15 @@ class Engine:
             wait = max(self._resume_at - now, 0.0 if paced is None else paced)
             if wait <= 0 and paced is not None:
                 break
-            # An answer can make room early (a settled reservation, fresh headers), so its
-            # signal also ends the wait.
+            # An answer can make room early (in the windows, fresh headers), so its signal also
+            # ends the wait.
             settled = self._settled
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), wait if paced is not None else None)
         return self._pacer.reserve(tokens, now)
 
     async def _send(
-        self, client: openai.AsyncOpenAI, request: ChatRequest, tokens: Use | None
+        self, client: openai.AsyncOpenAI, request: ChatRequest, use: Use | None, tokens: Use | None
     ) -> Completion:
         """One HTTP attempt, its errors sorted into fatal, retryable and item failures."""
         import httpx2
@@ -275,7 +275,8 @@ class Engine:
             raise RetryableError(FetchError(message, kind="malformed")) from None
         finally:
             self.stats.in_flight -= 1
-            self._pacer.answered(estimate, headers, time.monotonic())
+            # Answered or failed, the request has reached the server if it ever will.
+            self._pacer.answered(estimate, headers, time.monotonic(), use, tokens)
             self._settled.set()
             self._settled = asyncio.Event()
         if tokens is not None and self._pacer.tokens is not None:

@@ -155,3 +155,14 @@ def test_an_incomplete_response_reads_as_length_and_its_usage_by_responses_rules
     usage = completion.usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens) == (10, 5, 25)
     assert usage.output_tokens == 30
+
+
+def test_a_learned_window_is_not_held_until_slow_answers_return() -> None:
+    pacer = Pacer(None, None)
+    pacer.reserve(1, 0.0)
+    pacer.answered(1, None, 0.05)
+    pacer.learn("Requests per Second (actual/limit): 2/5", 0.05)
+    use, _ = pacer.reserve(1, 0.1)
+    step = (1 + LEARNED_SLACK) / 5
+    pacer.answered(1, None, 2.0, use)  # a reasoning model's minute, shortened
+    assert pacer.delay(1, 0.1 + step) == pytest.approx(0.0)

@@ -200,6 +200,7 @@ class Pacer:
         self._left_tokens: float | None = None
         self._last_answer = 0.0
         self._first_sent = 0.0
+        self._spaced = False  # the request window is a learned, evenly spaced one
 
     def delay(self, tokens: float, now: float) -> float | None:
         """Seconds until a request of `tokens` may go (0: now); None: when an answer comes."""
@@ -232,8 +233,10 @@ class Pacer:
         self._sent.append((now, tokens))
         while self._sent and self._sent[0][0] < now - _HISTORY_SECONDS:
             self._sent.popleft()
+        # A learned window is evenly spaced and stamps at admission: held until the answer, as
+        # configured windows are, each request would wait for the one before it to return.
         return (
-            self.requests.reserve(1, now, in_flight=True) if self.requests else None,
+            self.requests.reserve(1, now, in_flight=not self._spaced) if self.requests else None,
             self.tokens.reserve(tokens, now, in_flight=True) if self.tokens else None,
         )
 
@@ -248,9 +251,9 @@ class Pacer:
         """An attempt ended (answered, refused or failed): finish its uses, read its headers."""
         # A window learned since the request went out has its own record of it: finishing the
         # use of the old one is then harmless.
-        if use is not None and self.requests is not None:
+        if use is not None and use.in_flight and self.requests is not None:
             self.requests.finish(use, now)
-        if token_use is not None and self.tokens is not None:
+        if token_use is not None and token_use.in_flight and self.tokens is not None:
             self.tokens.finish(token_use, now)
         self._heard = True
         self._out -= 1
@@ -281,6 +284,7 @@ class Pacer:
             if len(recent) >= stated.limit:
                 window.reserve(window.limit, recent[-stated.limit] + span - window.seconds)
             self.requests = window
+            self._spaced = stated.per == "second"
         else:
             for stamp, tokens in self._sent:
                 if stamp > now - window.seconds:

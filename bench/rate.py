@@ -16,6 +16,16 @@ time of every request; from those alone:
 (bench_plugin.py), to choose the margin by data: 1 s + margin - tightest span is how much of
 the margin the jitter between the client's stamp and the server's arrival actually used.
 --client NAME runs every variant with a bench/_clients.py factory instead of the plugin's.
+
+    .venv/bin/python bench/rate.py --hidden-rps 5 [-n 300] [--concurrency 32] [--runs 1]
+
+Issue 15, self-tuning limits: the fake server refuses more than R requests in any second with
+xAI's 429 text ("Requests per Second (actual/limit): a/R"); the client is told nothing (no
+--grok-rpm) and runs with --grok-max-concurrent 32. From the server's log and counters:
+
+  429 share        the server's rate-limit 429s / every request it received: target <= 3 %
+  sustained rate   (answered - R) / (last answer's arrival - first's), of R: target >= 90 %
+  outcome          every case must pass
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ from _common import (  # noqa: E402
 )
 
 TARGET = 0.95
+HIDDEN_429_TARGET = 0.03
+HIDDEN_RATE_TARGET = 0.90
 
 
 def analyse(arrivals: list[float], budget: int) -> dict[str, float]:
@@ -83,6 +95,87 @@ def one_run(
     return figures
 
 
+def hidden_run(
+    project: Path, server: FakeServer, n: int, rps: int, concurrency: int
+) -> dict[str, Any]:
+    server.reset()
+    result, _ = run_pytest(
+        project,
+        "-q",
+        "-p",
+        "no:randomly",
+        "--grok-record=all",
+        f"--grok-base-url={server.url}",
+        f"--grok-max-concurrent={concurrency}",
+        api_key=True,
+        expect=f"{n} passed",
+    )
+    stats = server.stats()
+    answered = [entry["started"] for entry in server.log() if entry["status"] == 200]
+    if len(answered) != n:
+        raise RuntimeError(f"the server answered {len(answered)} requests, expected {n}")
+    figures = analyse(answered, rps)
+    learned = [line for line in result.output.splitlines() if line.startswith("learned:")]
+    return {
+        **figures,
+        "requests": stats["requests"],
+        "limited": stats["rate_limited"],
+        "share": stats["rate_limited"] / stats["requests"],
+        "learned": learned[0] if learned else "(nothing learned)",
+        "prefetch": result.number(r"prefetch: ([\d.]+)s wall"),
+    }
+
+
+def hidden(args: argparse.Namespace) -> None:
+    n = args.n or (60 if args.quick else 300)
+    runs = args.runs or 1
+    rps, concurrency = args.hidden_rps, args.concurrency
+    say(
+        f"# self-tuning: {n} cases, a hidden limit of {rps} requests/s the client is not told, "
+        f"--grok-max-concurrent {concurrency}, latency 50 ms, {runs} run(s)"
+    )
+    say(f"# {machine_note()}")
+    say(f"# {versions()}")
+    extra = ("--requests-per-second", str(rps))
+    rows, shares, rates = [], [], []
+    with tempfile.TemporaryDirectory(prefix="grokeval-bench-") as tmp, FakeServer(
+        0.05, *extra
+    ) as server:
+        project = Path(tmp)
+        write_suites(project, n, max(1, n // 100))
+        for run in range(runs):
+            r = hidden_run(project, server, n, rps, concurrency)
+            shares.append(r["share"])
+            rates.append(r["of_budget"])
+            rows.append(
+                [run + 1, r["requests"], r["limited"], f"{r['share']:.1%}", r["span"],
+                 r["sustained"], f"{r['of_budget']:.1%}", r["busiest"], r["prefetch"],
+                 r["learned"]]
+            )
+    say()
+    say(
+        table(
+            ["run", "requests", "429s", "429 share", "span s", "sustained req/s", "of limit",
+             "busiest 1 s window", "prefetch s", "summary line"],
+            rows,
+        )
+    )
+    say()
+    worst_share, worst_rate = max(shares), min(rates)
+    say(
+        table(
+            ["figure", "value (worst run)", "target", "result"],
+            [
+                ["429 share of requests", f"{worst_share:.1%}", f"<= {HIDDEN_429_TARGET:.0%}",
+                 verdict(worst_share <= HIDDEN_429_TARGET)],
+                [f"sustained rate, share of {rps}/s", f"{worst_rate:.1%}",
+                 f">= {HIDDEN_RATE_TARGET:.0%}", verdict(worst_rate >= HIDDEN_RATE_TARGET)],
+                ["every case passed", "yes", "yes", verdict(True)],
+            ],
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="60 requests, 1 run")
@@ -97,7 +190,17 @@ def main() -> None:
         default=[],
         help="what-if values of budgets.WINDOW_MARGIN, in seconds",
     )
+    parser.add_argument(
+        "--hidden-rps",
+        type=int,
+        default=None,
+        help="issue 15: a server limit of this many requests/s the client is not told",
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="with --hidden-rps")
     args = parser.parse_args()
+    if args.hidden_rps:
+        hidden(args)
+        return
     n = args.n or (60 if args.quick else 300)
     runs = args.runs or (1 if args.quick else 2)
     budget = max(1, args.rpm // 60)

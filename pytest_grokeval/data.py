@@ -10,6 +10,9 @@ from typing import Any
 
 # Bump when the fingerprint's inputs change shape, so that old recordings read as stale.
 FINGERPRINT_VERSION = 1
+# The endpoints a request can go to: Chat Completions (every OpenAI-compatible server) and
+# xAI's Responses API (what xAI recommends for evaluations).
+APIS = ("chat", "responses")
 
 
 def canonical_json(value: Any) -> str:
@@ -19,12 +22,17 @@ def canonical_json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat completion to send: what the model sees, plus which sample of a repeat it is."""
+    """One model request: what the model sees, which sample of a repeat it is, and the endpoint.
+
+    `params` are written as for Chat Completions whatever the endpoint; engine/wire.py maps
+    them to a Responses body when `api` is ``"responses"``.
+    """
 
     model: str
     messages: tuple[dict[str, Any], ...]
     params: dict[str, Any] = field(default_factory=dict)
     sample: int = 0
+    api: str = "chat"
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -33,12 +41,16 @@ class ChatRequest:
 
     def identity(self) -> dict[str, Any]:
         """The parts of the request the fingerprint covers, as plain JSON data."""
-        return {
+        identity = {
             "model": self.model,
             "messages": list(self.messages),
             "params": self.params,
             "sample": self.sample,
         }
+        # Only when it is not chat, so that recordings made before the endpoint existed replay.
+        if self.api != "chat":
+            identity["api"] = self.api
+        return identity
 
     def create_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``chat.completions.create``."""
@@ -105,16 +117,28 @@ class Completion:
     latency_ms: float
     cost_usd: float | None  # None: unknown (no usage, or a model without a known price)
     replayed: bool = False
+    # What xAI asks evaluators to record: the endpoint, the reasoning effort sent (or the
+    # model's default), its request id (x-request-id) and system_fingerprint where given.
+    api: str = "chat"
+    reasoning_effort: str | None = None
+    request_id: str | None = None
+    system_fingerprint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "finish_reason": self.finish_reason,
             "model": self.model,
             "usage": None if self.usage is None else self.usage.to_json(),
             "latency_ms": round(self.latency_ms, 1),
             "cost_usd": self.cost_usd,
+            "api": self.api,
         }
+        # Absent rather than null, so that recordings made without them stay unchanged.
+        for key in _OPTIONAL_TRACE:
+            if (value := getattr(self, key)) is not None:
+                data[key] = value
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, replayed: bool) -> Completion:
@@ -126,7 +150,16 @@ class Completion:
             latency_ms=float(data.get("latency_ms") or 0.0),
             cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),
             replayed=replayed,
+            api=str(data.get("api") or "chat"),
+            **{key: _text_or_none(data.get(key)) for key in _OPTIONAL_TRACE},
         )
+
+
+_OPTIONAL_TRACE = ("reasoning_effort", "request_id", "system_fingerprint")
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)

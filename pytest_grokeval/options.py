@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pytest_grokeval.data import APIS
 from pytest_grokeval.engine.pricing import Price
 from pytest_grokeval.recordings.store import MODES
 from pytest_grokeval.redaction import Redactor
@@ -108,6 +109,10 @@ OPTIONS = [
            "most HTTP requests in flight at once, across the whole run (default 4)", "N"),
     Option("--grok-model", "grok_model", _text, DEFAULT_MODEL,
            f"model for cases that name none (default {DEFAULT_MODEL})", "NAME"),
+    Option("--grok-api", "grok_api", _text, "chat",
+           "endpoint of cases that name none: chat (Chat Completions, any OpenAI-compatible "
+           "server) or responses (xAI's Responses API, which xAI recommends) (default chat)",
+           None, choices=APIS),
     Option("--grok-base-url", "grok_base_url", base_url, DEFAULT_BASE_URL,
            f"API base URL (default {DEFAULT_BASE_URL}; env XAI_BASE_URL)", "URL",
            env="XAI_BASE_URL"),
@@ -203,6 +208,7 @@ class Settings:
     backoff_base: float
     judge_model: str | None = None
     prices: Mapping[str, Price] = field(default_factory=dict)  # ini grok_prices
+    api: str = "chat"
 
     def __repr__(self) -> str:
         # The base URL may hold credentials (https://user:password@host/v1).
@@ -257,6 +263,10 @@ def resolve(config: pytest.Config) -> Settings:
     values = {dest(opt.flag): _value(config, opt) for opt in OPTIONS}
     key_env = str(config.getini("grok_api_key_env") or "XAI_API_KEY")
     api_key = os.environ.get(key_env) or None
+    if values["grok_api"] not in APIS:
+        raise pytest.UsageError(
+            f"--grok-api must be one of {', '.join(APIS)}, got {values['grok_api']!r}"
+        )
     record = values["grok_record"]
     if record in ("new", "all", "rewrite") and api_key is None:
         raise pytest.UsageError(
@@ -294,6 +304,7 @@ def resolve(config: pytest.Config) -> Settings:
         backoff_base=max(backoff, 0.0),
         judge_model=str(config.getini("grok_judge_model") or "") or None,
         prices=parse_prices(config.getini("grok_prices")),
+        api=values["grok_api"],
     )
 
 

@@ -244,11 +244,12 @@ def test_a_429_saying_the_credits_are_used_up_stops_the_run(project: Project) ->
 
 
 def test_a_404_for_an_unknown_model_stops_the_run(project: Project) -> None:
-    unknown = "The model grok-9 does not exist or your team does not have access to it."
+    # A model the catalog lists but the team cannot use: only the request finds out.
+    unknown = "The model grok-4.7 does not exist or your team does not have access to it."
     project.server.add_fault(Reply(status=404, error=unknown))
     project.suite("test_many.yaml", numbered(20))
-    result = project.run("--grok-model", "grok-9")
-    assert_stopped(result, "The model grok-9 does not exist", project.server.request_count)
+    result = project.run("--grok-model", "grok-4.7")
+    assert_stopped(result, "The model grok-4.7 does not exist", project.server.request_count)
 
 
 # -- budgets ------------------------------------------------------------------------------------

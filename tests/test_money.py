@@ -13,7 +13,8 @@ from conftest import INI, Project
 
 from pytest_grokeval.checks.judge import JUDGE_SYSTEM
 from pytest_grokeval.report.schema import validator
-from pytest_grokeval.testing import FakeRequest, Reply
+from pytest_grokeval.testing import FakeGrok, FakeRequest, Reply
+from pytest_grokeval.testing.models import DEFAULT_MODELS, Catalog, ModelSpec
 
 # One attempt of a case prompting "stuck" with max_tokens 1000 at grok-4.3's price: 5 characters
 # (1.25 tokens at $1.25/M) plus 1000 output tokens at $2.50/M.
@@ -176,9 +177,15 @@ def _unpriced_body(model: str) -> str:
     })
 
 
+def serve_an_unpriced_model(server: FakeGrok, name: str) -> None:
+    """A model the API's catalog lists but the built-in price table does not know."""
+    server.catalog = Catalog({**DEFAULT_MODELS, name: ModelSpec()})
+
+
 def test_a_model_without_a_price_has_an_unknown_cost_until_grok_prices_names_it(
     project: Project,
 ) -> None:
+    serve_an_unpriced_model(project.server, "grok-9")
     project.server.add_fault(Reply(raw_body=_unpriced_body("grok-9")))
     project.suite("test_one.yaml", ONE + "    expect: {cost_usd: 1}\n")
     result = project.run("--grok-model", "grok-9", "-vv")
@@ -193,6 +200,7 @@ def test_a_model_without_a_price_has_an_unknown_cost_until_grok_prices_names_it(
 
 
 def test_grok_max_cost_refuses_to_start_naming_a_model_without_a_price(project: Project) -> None:
+    serve_an_unpriced_model(project.server, "grok-9")
     project.suite("test_one.yaml", ONE)
     result = project.run("--grok-model", "grok-9", "--grok-max-cost", "5")
     assert result.ret == pytest.ExitCode.INTERRUPTED

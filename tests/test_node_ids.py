@@ -20,10 +20,10 @@ cases:
     expect: {not_contains: bob}
   - id: multi
     prompt: same for every model
-    model: [grok-4.3, grok-mini]
-    expect: {not_contains: grok-mini}
+    model: [grok-4.3, grok-4.5]
+    expect: {not_contains: grok-4.5}
 """
-FAILING = ["greet[who=bob]", "multi[grok-mini]"]
+FAILING = ["greet[who=bob]", "multi[grok-4.5]"]
 
 
 def answer_with_the_model(request: FakeRequest) -> Reply:
@@ -110,5 +110,5 @@ def test_new_first_runs_only_the_vars_item_added_since_the_last_run_first(
         "greet[who=ann]",
         "greet[who=bob]",
         "multi[grok-4.3]",
-        "multi[grok-mini]",
+        "multi[grok-4.5]",
     ]

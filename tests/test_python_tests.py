@@ -21,10 +21,10 @@ def test_refund(grok_response):
     assert grok_response.cost_usd > 0
     assert grok_response.replayed is {replayed}
 
-@pytest.mark.grok(prompt="Say something async.", model="grok-mini")
+@pytest.mark.grok(prompt="Say something async.", model="grok-4.5")
 async def test_async(grok_response):
     assert grok_response.text == "You said: Say something async."
-    assert grok_response.model == "grok-mini"
+    assert grok_response.model == "grok-4.5"
 
 @pytest.mark.grok(prompt="Fails on purpose.")
 def test_expect_failure(grok_response):

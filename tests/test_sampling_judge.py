@@ -136,7 +136,7 @@ cases:
   - id: rude
     prompt: Say something rude.
     expect:
-      judge: {rubric: The response is polite., model: grok-judge}
+      judge: {rubric: The response is polite., model: grok-4.7}
   - id: not-rude
     prompt: Say something rude again.
     expect:
@@ -185,7 +185,7 @@ def test_the_judge_grades_each_response_and_its_reason_shows(project: Project) -
     )
     graders = [e for e in project.server.log if e.body["messages"][0]["content"] == JUDGE_SYSTEM]
     assert len(graders) == 4 and project.server.request_count == 8
-    assert {e.model for e in graders} == {"grok-4.3", "grok-judge"}
+    assert {e.model for e in graders} == {"grok-4.3", "grok-4.7"}
     assert project.server.peak_in_flight <= 2
 
 
@@ -209,11 +209,11 @@ def test_judge_replies_are_recorded_and_replayed(
 def test_the_judge_model_comes_from_the_ini_option(project: Project) -> None:
     project.server.responder = grader
     project.pytester.makeini(
-        "[pytest]\ngrok_judge_model = grok-grader\n"
+        "[pytest]\ngrok_judge_model = grok-4.5\n"
         "asyncio_default_fixture_loop_scope = function\n"
     )
     project.suite("test_judged.yaml", JUDGED.split("  - id: rude")[0])
 
     project.run().assert_outcomes(passed=1)
 
-    assert [e.model for e in project.server.log] == ["grok-4.3", "grok-grader"]
+    assert [e.model for e in project.server.log] == ["grok-4.3", "grok-4.5"]

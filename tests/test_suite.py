@@ -548,7 +548,7 @@ CASE_ERRORS = [
             "3: unknown key 'prompt' at the top of the suite; 'prompt' belongs in a case"
             " under 'cases'",
             "4: unknown key 'zzz' at the top of the suite; expected one of: description, model,"
-            " system, params, marks, tags, repeat, min_pass_rate, expect, cases",
+            " api, system, params, marks, tags, repeat, min_pass_rate, expect, cases",
         ],
     ),
     (

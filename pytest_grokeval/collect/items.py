@@ -31,7 +31,9 @@ class SuiteFile(pytest.File):
     def collect(self) -> Iterator[GrokItem]:
         run = self.config.stash[RUN_KEY]
         try:
-            suite = load_suite(self.path, default_model=run.settings.model)
+            suite = load_suite(
+                self.path, default_model=run.settings.model, default_api=run.settings.api
+            )
         except SuiteError as exc:
             raise self.CollectError(exc.format(run.display(self.path))) from None
         if suite is None:

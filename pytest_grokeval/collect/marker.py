@@ -8,21 +8,23 @@ import pytest
 
 from pytest_grokeval.collect.items import RUN_KEY, Sample, fetch_failure
 from pytest_grokeval.collect.suite import RESERVED_PARAMS
-from pytest_grokeval.data import ChatRequest, Completion, FetchError
+from pytest_grokeval.data import APIS, ChatRequest, Completion, FetchError
 from pytest_grokeval.prefetch.run import Job
 
 MARKER_HELP = (
-    "grok(prompt=None, messages=None, system=None, model=None, params=None): fetch this "
-    "request in grokeval's prefetch; the grok_response fixture holds the response"
+    "grok(prompt=None, messages=None, system=None, model=None, params=None, api=None): fetch "
+    "this request in grokeval's prefetch; the grok_response fixture holds the response"
 )
-_KEYS = ("prompt", "messages", "system", "model", "params")
+_KEYS = ("prompt", "messages", "system", "model", "params", "api")
 
 
 class MarkerError(Exception):
     """A grok marker with the wrong arguments: an error of that test, at setup."""
 
 
-def request_for(item: pytest.Item, default_model: str) -> ChatRequest | None:
+def request_for(
+    item: pytest.Item, default_model: str, default_api: str = "chat"
+) -> ChatRequest | None:
     """The request a test's grok marker asks for, or None for unmarked tests."""
     mark = item.get_closest_marker("grok")
     if mark is None:
@@ -64,13 +66,16 @@ def request_for(item: pytest.Item, default_model: str) -> ChatRequest | None:
             raise MarkerError(
                 f"@pytest.mark.grok params= cannot set {key!r}; {RESERVED_PARAMS[key]}"
             )
-    return ChatRequest(model=model, messages=tuple(turns), params=dict(params))
+    api = kwargs.get("api") or default_api
+    if api not in APIS:
+        raise MarkerError(f"@pytest.mark.grok api= must be chat or responses, got {api!r}")
+    return ChatRequest(model=model, messages=tuple(turns), params=dict(params), api=api)
 
 
-def job_for(item: pytest.Item, default_model: str) -> Job | None:
+def job_for(item: pytest.Item, default_model: str, default_api: str = "chat") -> Job | None:
     """The marked test's one request, recorded per test module like a suite's cases."""
     try:
-        request = request_for(item, default_model)
+        request = request_for(item, default_model, default_api)
     except MarkerError:
         return None  # the fixture reports it, at the test that has it
     if request is None:
@@ -82,7 +87,7 @@ def response(item: pytest.Item) -> Completion:
     """The marked test's fetched response; fails the test when there is none, saying why."""
     run = item.config.stash[RUN_KEY]
     try:
-        wanted = request_for(item, run.settings.model)
+        wanted = request_for(item, run.settings.model, run.settings.api)
     except MarkerError as exc:
         pytest.fail(str(exc), pytrace=False)
     if wanted is None:
@@ -110,7 +115,7 @@ def result(item: pytest.Item, passed: bool) -> dict[str, Any] | None:
     run = item.config.stash[RUN_KEY]
     samples = []
     try:
-        request = request_for(item, run.settings.model)
+        request = request_for(item, run.settings.model, run.settings.api)
     except MarkerError:
         request = None
     outcome = None if request is None else run.outcomes.get((item.nodeid, 0))

@@ -20,9 +20,11 @@ from pytest_grokeval.collect.yamlnodes import (
     did_you_mean,
     load_documents,
 )
-from pytest_grokeval.data import ChatRequest
+from pytest_grokeval.data import APIS, ChatRequest
 
-SETTING_KEYS = ("model", "system", "params", "marks", "tags", "repeat", "min_pass_rate", "expect")
+SETTING_KEYS = (
+    "model", "api", "system", "params", "marks", "tags", "repeat", "min_pass_rate", "expect"
+)
 SUITE_KEYS = ("description", *SETTING_KEYS, "cases")
 CASE_KEYS = ("id", "description", "prompt", "messages", "vars", *SETTING_KEYS)
 MESSAGE_KEYS = ("role", "content")
@@ -101,8 +103,13 @@ class Suite:
     items: tuple[CaseItemSpec, ...]
 
 
-def load_suite(path: Path, *, default_model: str, text: str | None = None) -> Suite | None:
-    """Read a suite file; None when it is not a suite (no top-level ``cases``)."""
+def load_suite(
+    path: Path, *, default_model: str, text: str | None = None, default_api: str = "chat"
+) -> Suite | None:
+    """Read a suite file; None when it is not a suite (no top-level ``cases``).
+
+    `default_api` is the endpoint of cases whose suite and case name none (``--grok-api``).
+    """
     if text is None:
         text = _read_text(path)
     try:
@@ -114,7 +121,7 @@ def load_suite(path: Path, *, default_model: str, text: str | None = None) -> Su
     if len(documents) > 1:
         message = "several YAML documents in one suite file; put all cases under one `cases:` list"
         raise SuiteError(path, [(documents[1].root.line, message)])
-    reader = _Reader(path, default_model)
+    reader = _Reader(path, default_model, default_api)
     items = reader.suite(documents[0].root)
     problems = list(dict.fromkeys([*documents[0].problems, *reader.problems]))
     if problems:
@@ -137,6 +144,7 @@ class _Settings:
 
     models: tuple[str, ...] | None = None
     model_list: bool = False
+    api: str | None = None
     system: Node | None = None
     params: dict[str, Any] = field(default_factory=dict)
     marks: list[MarkSpec] = field(default_factory=list)
@@ -150,6 +158,7 @@ class _Settings:
         return _Settings(
             models=self.models or suite.models,
             model_list=self.model_list if self.models else suite.model_list,
+            api=self.api or suite.api,
             params={**suite.params, **self.params},
             marks=[*suite.marks, *self.marks],
             tags=list(dict.fromkeys([*suite.tags, *self.tags])),
@@ -203,10 +212,11 @@ class _Case:
 class _Reader(Validator):
     """Validates one suite document, collecting problems instead of stopping at the first."""
 
-    def __init__(self, path: Path, default_model: str) -> None:
+    def __init__(self, path: Path, default_model: str, default_api: str = "chat") -> None:
         super().__init__()
         self.path = path
         self.default_model = default_model
+        self.default_api = default_api
 
     def suite(self, root: Node) -> list[CaseItemSpec]:
         self.unknown_keys(root, SUITE_KEYS, "at the top of the suite", _CASE_ONLY)
@@ -255,6 +265,7 @@ class _Reader(Validator):
         """One item per choice of vars (their cross product) and per model of a model list."""
         settings = case.settings
         models = settings.models or (self.default_model,)
+        api = settings.api or self.default_api
         repeat = settings.repeat or 1
         rate = 1.0 if settings.min_pass_rate is None else settings.min_pass_rate
         items: list[CaseItemSpec] = []
@@ -276,7 +287,9 @@ class _Reader(Validator):
                     self.problem(case.line, f"{case.where} makes two items named {name!r}")
                     return []
                 requests = tuple(
-                    ChatRequest(model=model, messages=messages, params=settings.params, sample=i)
+                    ChatRequest(
+                        model=model, messages=messages, params=settings.params, sample=i, api=api
+                    )
                     for i in range(repeat)
                 )
                 items.append(
@@ -456,6 +469,8 @@ class _Reader(Validator):
         if (model := node.get("model")) is not None:
             settings.models = self.models(model, where)
             settings.model_list = isinstance(model.value, list)
+        if (api := node.get("api")) is not None:
+            settings.api = self.api(api, where)
         system = node.get("system")
         if system is not None and self.string(system, f"'system' of {where}") is not None:
             settings.system = system
@@ -492,6 +507,15 @@ class _Reader(Validator):
             elif name is not None:
                 names.append(name)
         return tuple(names) if names and len(self.problems) == start else None
+
+    def api(self, node: Node, where: str) -> str | None:
+        name = self.string(node, f"'api' of {where}", nonempty=True)
+        if name is not None and name not in APIS:
+            hint = did_you_mean(name, APIS)
+            message = f"'api' of {where} must be chat or responses, got {name!r}{hint}"
+            self.problem(node.line, message)
+            return None
+        return name
 
     def params(self, node: Node, where: str) -> dict[str, Any]:
         if not isinstance(node.value, dict):

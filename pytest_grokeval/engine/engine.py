@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,16 +14,17 @@ from typing import TYPE_CHECKING
 
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.accounting import Ledger, Spending
-from pytest_grokeval.engine.budgets import SlidingWindow, Use, estimate_tokens, rpm_window
+from pytest_grokeval.engine.budgets import Pacer, Use, estimate_tokens
 from pytest_grokeval.engine.errors import (
     FatalAPIError,
     ItemError,
     RetryableError,
+    api_message,
     classify,
     transport_error,
 )
 from pytest_grokeval.engine.pricing import Price
-from pytest_grokeval.engine.wire import parse_completion
+from pytest_grokeval.engine.wire import parse_completion, request_body, sent_effort
 
 if TYPE_CHECKING:
     # Imported when the first request is sent: a replay-only run never pays for the SDK.
@@ -63,6 +65,7 @@ class EngineStats(Spending):
     started: float = field(default_factory=time.monotonic)
     paused_until: float = 0.0
     deduplicated: int = 0  # fetches answered by a request already sent or sending
+    learned: list[str] = field(default_factory=list)  # limits the API stated, described
 
 
 ResultCallback = Callable[[ChatRequest, Outcome], None]
@@ -90,8 +93,10 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._resume_at = 0.0
         self._fatal: FatalAPIError | None = None
-        self._rpm = rpm_window(settings.rpm) if settings.rpm else None
-        self._tpm = SlidingWindow(settings.tpm / 60, 1.0) if settings.tpm else None
+        self._learned_now = False
+        # The model catalog's default effort per model name, recorded when a request sets none.
+        self.default_efforts: Mapping[str, str] = {}
+        self._pacer = Pacer(settings.rpm, settings.tpm)
         self._settled = asyncio.Event()
         self._ledger = Ledger(self.stats, settings.max_cost, settings.prices)
 
@@ -140,6 +145,12 @@ class Engine:
             outcomes = await asyncio.gather(*(self.fetch(r) for r in requests))
         return {r.fingerprint: o for r, o in zip(requests, outcomes, strict=True)}
 
+    async def get_json(self, path: str) -> object:
+        """GET a JSON document with the run's client, e.g. the model catalog ``/models``."""
+        if self._client is None:
+            self._client = self._client_factory(self.settings)
+        return await self._client.get(path, cast_to=object)
+
     def _emit(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.stats)
@@ -178,7 +189,10 @@ class Engine:
                     return self._finish(request, FetchError(message, error.status, error.kind))
                 self.stats.retried += 1
                 delay = self._backoff(attempt + 1, exc.retry_after)
-                if exc.rate_limited:
+                if exc.rate_limited and exc.retry_after is None and self._learned_now:
+                    # The limit it stated is now a window that holds this request back.
+                    self._learned_now = False
+                elif exc.rate_limited:
                     # Not a sleep: _admit holds this request back with every other one.
                     self._pause(delay)
                 self._emit()
@@ -213,32 +227,31 @@ class Engine:
             if refusal is not None:
                 raise ItemError(FetchError(refusal, kind="budget"))
             now = time.monotonic()
-            wait = max(
-                self._resume_at - now,
-                self._rpm.delay(1, now) if self._rpm else 0.0,
-                self._tpm.delay(tokens, now) if self._tpm else 0.0,
-            )
-            if wait <= 0:
+            paced = self._pacer.delay(tokens, now)
+            wait = max(self._resume_at - now, 0.0 if paced is None else paced)
+            if wait <= 0 and paced is not None:
                 break
-            # An answer makes room early in both windows, so its signal also ends the wait.
+            # An answer can make room early (in the windows, fresh headers), so its signal also
+            # ends the wait.
             settled = self._settled
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(settled.wait(), wait)
-        return (
-            self._rpm.reserve(1, now, in_flight=True) if self._rpm else None,
-            self._tpm.reserve(tokens, now, in_flight=True) if self._tpm else None,
-        )
+                await asyncio.wait_for(settled.wait(), wait if paced is not None else None)
+        return self._pacer.reserve(tokens, now)
 
     async def _send(
         self, client: openai.AsyncOpenAI, request: ChatRequest, use: Use | None, tokens: Use | None
     ) -> Completion:
         """One HTTP attempt, its errors sorted into fatal, retryable and item failures."""
+        import httpx2
         import openai
 
         self.stats.in_flight += 1
         self._ledger.sent()
         self._emit()
         started = time.perf_counter()
+        estimate = tokens.amount if tokens is not None else float(estimate_tokens(request))
+        headers: Mapping[str, str] | None = None
+        path, body = request_body(request)
         timed_out = RetryableError(FetchError(
             f"timed out after {self.settings.timeout:g} s (--grok-timeout)", kind="timeout"
         ))
@@ -247,12 +260,14 @@ class Engine:
             # so a body trickling in byte by byte would never time out.
             async with asyncio.timeout(self.settings.timeout):
                 # The SDK for transport, auth and its error classes, but the JSON body as it is:
-                # building its typed ChatCompletion costs more CPU than the HTTP exchange.
-                data = await client.post(
-                    "/chat/completions", body=request.create_kwargs(), cast_to=object
-                )
-            latency_ms = (time.perf_counter() - started) * 1000
-            completion = parse_completion(data, latency_ms, self.settings.prices)
+                # building its typed ChatCompletion costs more CPU than the HTTP exchange. The
+                # raw response, for its headers: rate-limit figures and the request id.
+                response = await client.post(path, body=body, cast_to=httpx2.Response)
+                headers = response.headers
+                data = response.json()
+            latency = (time.perf_counter() - started) * 1000
+            completion = parse_completion(data, latency, request.api, headers, self.settings.prices)
+            completion = self._with_effort(request, completion)
         except TimeoutError:
             self._ledger.lost(request)
             raise timed_out from None
@@ -273,6 +288,8 @@ class Engine:
                 # The run stops, but this request failed and the summary counts it so.
                 self.stats.done += 1
                 self.stats.failed += 1
+            if exc.status_code == 429:
+                self._learn(api_message(exc))
             raise classified from None
         except (ValueError, TypeError, AttributeError) as exc:
             # The SDK lets a 200 with an unparsable body through as a JSONDecodeError. The
@@ -283,21 +300,33 @@ class Engine:
         finally:
             self.stats.in_flight -= 1
             # Answered or failed, the request has reached the server if it ever will.
-            self._finish_uses(use, tokens)
-        if tokens is not None and self._tpm is not None:
+            self._pacer.answered(estimate, headers, time.monotonic(), use, tokens)
+            self._settled.set()
+            self._settled = asyncio.Event()
+        if tokens is not None and self._pacer.tokens is not None:
             # Without usage the reservation's estimate stands.
             used = tokens.amount if completion.usage is None else completion.usage.total_tokens
-            self._tpm.settle(tokens, used, time.monotonic())
+            self._pacer.tokens.settle(tokens, used, time.monotonic())
         return completion
 
-    def _finish_uses(self, use: Use | None, tokens: Use | None) -> None:
-        now = time.monotonic()
-        if use is not None and self._rpm is not None:
-            self._rpm.finish(use, now)
-        if tokens is not None and self._tpm is not None:
-            self._tpm.finish(tokens, now)
-        self._settled.set()
-        self._settled = asyncio.Event()
+    def _learn(self, message: str) -> None:
+        """A 429 that states the account's limit sets the engine's limit for the rest of the run."""
+        stated = self._pacer.learn(message, time.monotonic())
+        if stated is not None:
+            self._learned_now = True
+            self.stats.learned = [limit.describe() for limit in self._pacer.learned]
+            self._emit()
+
+    def _with_effort(self, request: ChatRequest, completion: Completion) -> Completion:
+        """Record the effort sent; else the one the API reports, else the model's default."""
+        effort = (
+            sent_effort(request)
+            or completion.reasoning_effort
+            or self.default_efforts.get(request.model)
+        )
+        if effort == completion.reasoning_effort:
+            return completion
+        return dataclasses.replace(completion, reasoning_effort=effort)
 
 
 def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:

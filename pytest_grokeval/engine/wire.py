@@ -1,42 +1,164 @@
-"""What comes back on the wire: a completion's JSON body read into a Completion."""
+"""The wire format per endpoint: the request body to send, and the JSON body read back.
+
+Requests are written once, as for Chat Completions (`ChatRequest.params`); the Responses API
+(``POST /v1/responses``) gets them mapped by its own names (research notes §1.3). Usage is read
+by each endpoint's own rules (§1.8): chat's `completion_tokens` leaves reasoning out, Responses'
+`output_tokens` holds it; both become the same `Usage`, whose completion excludes reasoning.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from pytest_grokeval.data import Completion, Usage
+from pytest_grokeval.data import ChatRequest, Completion, Usage
 from pytest_grokeval.engine.pricing import Prices, cost_from_usage
 
+PATHS = {"chat": "/chat/completions", "responses": "/responses"}
+# Chat parameter -> Responses parameter, where only the name differs.
+_RENAMED = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens"}
 
-def parse_completion(data: Any, latency_ms: float, prices: Prices | None = None) -> Completion:
-    """Read a chat completion's JSON body; raise ValueError when it is not one.
+
+def request_body(request: ChatRequest) -> tuple[str, dict[str, Any]]:
+    """(path under the base URL, JSON body) for the request's endpoint."""
+    if request.api == "responses":
+        return PATHS["responses"], responses_body(request)
+    return PATHS["chat"], request.create_kwargs()
+
+
+def responses_body(request: ChatRequest) -> dict[str, Any]:
+    """The Responses body: messages -> input, system -> instructions, params by their names.
+
+    ``store`` is false unless the params set it: xAI keeps stored responses for 30 days, which
+    a test run has no use for.
+    """
+    system = [str(m.get("content", "")) for m in request.messages if m.get("role") == "system"]
+    body: dict[str, Any] = {
+        "model": request.model,
+        "input": [dict(m) for m in request.messages if m.get("role") != "system"],
+        "store": False,
+    }
+    if system:
+        body["instructions"] = "\n\n".join(system)
+    for name, value in request.params.items():
+        if name == "reasoning_effort":
+            body["reasoning"] = {**body.get("reasoning", {}), "effort": value}
+        elif name == "response_format":
+            body["text"] = {"format": _text_format(value)}
+        elif name == "tools" and isinstance(value, list):
+            body["tools"] = [_tool(tool) for tool in value]
+        else:
+            body[_RENAMED.get(name, name)] = value
+    return body
+
+
+def _text_format(value: Any) -> Any:
+    """Chat's ``{type: json_schema, json_schema: {name, schema}}`` is flat in Responses."""
+    if isinstance(value, dict) and value.get("type") == "json_schema":
+        inner = value.get("json_schema")
+        if isinstance(inner, dict):
+            return {"type": "json_schema", **inner}
+    return value
+
+
+def _tool(tool: Any) -> Any:
+    """Chat's ``{type: function, function: {name, ...}}`` is flat in Responses."""
+    if isinstance(tool, dict) and tool.get("type") == "function":
+        inner = tool.get("function")
+        if isinstance(inner, dict):
+            return {"type": "function", **inner}
+    return tool
+
+
+def sent_effort(request: ChatRequest) -> str | None:
+    """The reasoning effort the request sets, or None when it leaves the model's default."""
+    effort = request.params.get("reasoning_effort")
+    return effort if isinstance(effort, str) else None
+
+
+def parse_completion(
+    data: Any,
+    latency_ms: float,
+    api: str = "chat",
+    headers: Mapping[str, str] | None = None,
+    prices: Prices | None = None,
+) -> Completion:
+    """Read a chat completion's or a Response's JSON body; ValueError when it is not one.
 
     An error object in a 200 body raises ValueError with the server's message.
     """
     if not isinstance(data, dict):
         raise ValueError(f"the response is not a JSON object: {str(data)[:200]!r}")
-    if "choices" not in data and ("error" in data or "detail" in data):
+    if "choices" not in data and "output" not in data and ("error" in data or "detail" in data):
         raise ValueError(f"the API answered 200 with an error: {body_message(data)}")
+    if api == "responses":
+        text, finish_reason = _responses_output(data)
+    else:
+        text, finish_reason = _chat_output(data)
+    usage_data = data.get("usage")
+    raw: dict[str, Any] = usage_data if isinstance(usage_data, dict) else {}
+    usage = _responses_usage(raw) if api == "responses" else parse_usage(raw)
+    # xAI's exact billed cost; absent elsewhere, and then the price table estimates it.
+    ticks = _count(raw.get("cost_in_usd_ticks"))
+    model = str(data.get("model") or "")
+    fingerprint = data.get("system_fingerprint")
+    reasoning = data.get("reasoning")
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    request_id = (headers or {}).get("x-request-id")
+    return Completion(
+        text=text,
+        finish_reason=finish_reason,
+        model=model,
+        usage=usage,
+        latency_ms=latency_ms,
+        cost_usd=cost_from_usage(model, usage, ticks, prices),
+        api=api,
+        reasoning_effort=effort if isinstance(effort, str) else None,
+        request_id=request_id or None,
+        system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+    )
+
+
+def _chat_output(data: dict[str, Any]) -> tuple[str, str | None]:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ValueError("the response has no choices")
     choice = choices[0]
     message = choice.get("message")
     text = (message.get("content") if isinstance(message, dict) else None) or ""
-    usage_data = data.get("usage")
-    raw: dict[str, Any] = usage_data if isinstance(usage_data, dict) else {}
-    usage = parse_usage(raw)
-    # xAI's exact billed cost; absent elsewhere, and then the price table estimates it.
-    ticks = _count(raw.get("cost_in_usd_ticks"))
-    model = str(data.get("model") or "")
-    return Completion(
-        text=str(text),
-        finish_reason=choice.get("finish_reason"),
-        model=model,
-        usage=usage,
-        latency_ms=latency_ms,
-        cost_usd=cost_from_usage(model, usage, ticks, prices),
-    )
+    return str(text), choice.get("finish_reason")
+
+
+def _responses_output(data: dict[str, Any]) -> tuple[str, str | None]:
+    """The output text parts joined, and a chat-style finish reason from the status."""
+    output = data.get("output")
+    if not isinstance(output, list):
+        raise ValueError("the response has no output list")
+    texts: list[str] = []
+    calls = False
+    for item in output:
+        if not isinstance(item, dict):
+            continue
+        calls = calls or item.get("type") == "function_call"
+        content = item.get("content") if item.get("type") == "message" else None
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and part.get("type") == "output_text":
+                texts.append(str(part.get("text") or ""))
+    status = data.get("status")
+    details = data.get("incomplete_details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    # Chat's names, so that `finish_reason` checks mean the same on both endpoints.
+    if status == "incomplete" and reason == "max_output_tokens":
+        finish: str | None = "length"
+    elif status == "incomplete" and reason == "content_filter":
+        finish = "content_filter"
+    elif calls:
+        finish = "tool_calls"
+    elif status == "completed":
+        finish = "stop"
+    else:
+        finish = str(status) if status is not None else None
+    return "".join(texts), finish
 
 
 def parse_usage(raw: dict[str, Any]) -> Usage | None:
@@ -54,6 +176,22 @@ def parse_usage(raw: dict[str, Any]) -> Usage | None:
         total_tokens=_count(total) or prompt + completion,
         reasoning_tokens=_count(_get(raw, "completion_tokens_details", "reasoning_tokens")) or 0,
         cached_tokens=_count(_get(raw, "prompt_tokens_details", "cached_tokens")) or 0,
+    )
+
+
+def _responses_usage(raw: dict[str, Any]) -> Usage | None:
+    """Responses usage (output_tokens include reasoning), or None when a main count is unknown."""
+    prompt = _count(raw.get("input_tokens"))
+    output = _count(raw.get("output_tokens"))
+    if prompt is None or output is None:
+        return None
+    reasoning = _count(_get(raw, "output_tokens_details", "reasoning_tokens")) or 0
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=max(output - reasoning, 0),
+        total_tokens=_count(raw.get("total_tokens")) or prompt + output,
+        reasoning_tokens=reasoning,
+        cached_tokens=_count(_get(raw, "input_tokens_details", "cached_tokens")) or 0,
     )
 
 

@@ -9,12 +9,20 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
-from pytest_grokeval.checks.judge import JudgeError, grader_request, parse_rubric
+from pytest_grokeval.checks.judge import JUDGE_PARAMS, JudgeError, grader_request, parse_rubric
 from pytest_grokeval.checks.registry import CHECKS, Check, run_checks
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.budgets import estimate_request_cost
+from pytest_grokeval.engine.catalog import (
+    Catalog,
+    CatalogError,
+    cache_key,
+    cached_listing,
+    check_requests,
+)
 from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats, default_client
 from pytest_grokeval.engine.errors import FatalAPIError
 from pytest_grokeval.engine.pricing import PRICES_AS_OF, price_for
@@ -26,6 +34,7 @@ from pytest_grokeval.recordings.store import RecordingError, RecordingStore, rec
 
 if TYPE_CHECKING:
     import openai
+    import pytest
 
     from pytest_grokeval.report.terminal import Progress
 
@@ -69,6 +78,7 @@ class Counts:
     judge_output_tokens: int = 0
     judge_cost_usd: float = 0.0
     judge_unknown: int = 0  # grader replies without usage or cost
+    warnings: list[str] = field(default_factory=list)
 
 
 class GrokRun:
@@ -96,6 +106,7 @@ class GrokRun:
         self.prefetched = False
         self.leader = False  # under xdist: this worker fetched for all of them
         self.fatal: str | None = None
+        self.cache: pytest.Cache | None = None  # pytest's, for the model catalog
         self._stores: dict[Path, RecordingStore | RecordingError] = {}
         self._finished: set[str] = set()
         self._waiting: dict[str, list[tuple[RecordingStore, str, int]]] = {}
@@ -160,7 +171,7 @@ class GrokRun:
             self._check_budget(to_send, self._grader_models(jobs) if to_send else set())
             engine.expect(len({r.fingerprint for r in to_send}))
             with sigterm_as_interrupt():
-                run_sync(lambda: self._run(engine, jobs))
+                run_sync(lambda: self._run(engine, jobs, to_send))
         finally:
             self.engine_stats = engine.stats
             self.counts.deduplicated = engine.stats.deduplicated
@@ -173,11 +184,80 @@ class GrokRun:
                 self.pruned = self._prune()
             self.save()
 
-    async def _run(self, engine: Engine, jobs: Sequence[Job]) -> None:
+    async def _run(
+        self, engine: Engine, jobs: Sequence[Job], to_send: Sequence[ChatRequest]
+    ) -> None:
         # Most jobs of a replay are one recorded sample: answered here, without a task each.
         pending = [job for job in jobs if not self._replay_now(job)]
         async with engine:
+            if to_send:
+                await self._check_catalog(engine, jobs, to_send)
             await asyncio.gather(*(self._job(engine, job) for job in pending))
+
+    async def _check_catalog(
+        self, engine: Engine, jobs: Sequence[Job], to_send: Sequence[ChatRequest]
+    ) -> None:
+        """Refuse, before anything is sent, what the model catalog says xAI would refuse."""
+        catalog = await self._catalog(engine)
+        if catalog is None:
+            return
+        engine.default_efforts = catalog.default_efforts()
+        live = {request.fingerprint for request in to_send}
+        wanted: dict[str, list[ChatRequest]] = {}
+        for job in jobs:
+            requests = [r for r in job.requests if r.fingerprint in live]
+            if not requests:
+                continue
+            wanted[job.key] = requests
+            graders = [c for c in job.checks if CHECKS[c.base].needs_grader]
+            models = {self._grader_model(c) for c in graders}
+            if models:
+                # The grader's prompt is fixed; only its model and params can be refused.
+                wanted[f"{job.key} (judge)"] = [
+                    ChatRequest(model=m, messages=(), params=dict(JUDGE_PARAMS))
+                    for m in sorted(models)
+                ]
+        check_requests(catalog, wanted)
+
+    def _grader_model(self, check: Check) -> str:
+        rubric = parse_rubric(check.arg)
+        return rubric.model or self.settings.judge_model or self.settings.model
+
+    async def _catalog(self, engine: Engine) -> Catalog | None:
+        """The API's model listing: from pytest's cache if under a day old, else fetched once.
+
+        A server without ``/models`` (many OpenAI-compatible proxies) gives a warning, not an
+        error: the requests go out unchecked.
+        """
+        import openai
+
+        key = cache_key(self.settings.base_url)
+        now = time.time()
+        listing: Any = cached_listing(self.cache.get(key, None), now) if self.cache else None
+        fresh = listing is None
+        where = f"GET /models at {urlsplit(self.settings.base_url).hostname}"
+        if fresh:
+            try:
+                listing = await engine.get_json("/models")
+            except openai.APIStatusError as exc:
+                return self._no_catalog(where, f"HTTP {exc.status_code}")
+            except openai.OpenAIError as exc:
+                return self._no_catalog(where, f"{exc.__cause__ or exc}")
+        try:
+            catalog = Catalog.from_listing(listing)
+        except ValueError as exc:
+            return self._no_catalog(where, str(exc))
+        if fresh and self.cache is not None:
+            self.cache.set(key, {"fetched": now, "listing": listing})
+        return catalog
+
+    def _no_catalog(self, where: str, reason: str) -> Catalog | None:
+        """Warn that nothing was checked; None, so that the requests go out unchecked."""
+        self.counts.warnings.append(
+            f"the model catalog ({where}) could not be read ({reason}); models, reasoning "
+            "efforts and parameters were not checked before sending"
+        )
+        return None
 
     def _replay_now(self, job: Job) -> bool:
         """Finish a one-sample job that needs no grader from its recording, if it has one."""
@@ -261,6 +341,8 @@ class GrokRun:
         """The judge's reply about one sample: sent as soon as the sample has arrived."""
         model = self.settings.judge_model or self.settings.model
         request = grader_request(parse_rubric(check.arg), response, model)
+        if self.settings.api != request.api:
+            request = dataclasses.replace(request, api=self.settings.api)
         name = grader_name(job.name, check)
         graded = await self._obtain(engine, job.key, name, job.suite, request, sample)
         self.graded[(job.key, sample, check.name)] = graded
@@ -488,4 +570,4 @@ async def _as_coroutine(make: Callable[[], Awaitable[T]]) -> T:
     return await make()
 
 
-__all__ = ["BudgetExceeded", "FatalAPIError", "GrokRun", "Job", "run_sync"]
+__all__ = ["BudgetExceeded", "CatalogError", "FatalAPIError", "GrokRun", "Job", "run_sync"]

@@ -11,7 +11,7 @@ from pytest_grokeval.collect import marker
 from pytest_grokeval.collect.items import RUN_KEY, GrokItem, statically_skipped
 from pytest_grokeval.data import FetchError
 from pytest_grokeval.engine.errors import FatalAPIError
-from pytest_grokeval.prefetch.run import BudgetExceeded, GrokRun, Job
+from pytest_grokeval.prefetch.run import BudgetExceeded, CatalogError, GrokRun, Job
 from pytest_grokeval.report.terminal import Progress
 
 
@@ -27,6 +27,7 @@ def prefetch_session(session: pytest.Session) -> str | None:
     """Fetch for every selected item; the message of an error that stops the run, or None."""
     run = session.config.stash[RUN_KEY]
     jobs = jobs_for(session, run)
+    run.cache = session.config.cache if hasattr(session.config, "cache") else None
     directory = xdist.shared_dir(session.config)
     if directory is None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -48,7 +49,9 @@ def jobs_for(session: pytest.Session, run: GrokRun) -> list[Job]:
         run.selected.setdefault(item.path, set()).add(item.name)
     jobs = [item.job() for item in items if not statically_skipped(item)]
     for test in marked:
-        job = None if statically_skipped(test) else marker.job_for(test, run.settings.model)
+        if statically_skipped(test):
+            continue
+        job = marker.job_for(test, run.settings.model, run.settings.api)
         if job is not None:
             jobs.append(job)
     return jobs
@@ -57,6 +60,6 @@ def jobs_for(session: pytest.Session, run: GrokRun) -> list[Job]:
 def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str | None:
     try:
         run.prefetch(jobs, progress)
-    except (FatalAPIError, BudgetExceeded) as exc:
+    except (FatalAPIError, BudgetExceeded, CatalogError) as exc:
         run.fatal = run.redact(f"grokeval: {exc}")
     return run.fatal

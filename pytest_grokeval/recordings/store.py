@@ -68,7 +68,11 @@ class Entry:
 
 
 def _request_json(request: ChatRequest) -> dict[str, Any]:
-    return {"model": request.model, "messages": list(request.messages), "params": request.params}
+    data = {"model": request.model, "messages": list(request.messages), "params": request.params}
+    # As in the fingerprint: the endpoint only when not chat, so chat entries stay as they were.
+    if request.api != "chat":
+        data["api"] = request.api
+    return data
 
 
 class RecordingStore:
@@ -251,6 +255,9 @@ def describe_change(recorded: Any, current: dict[str, Any]) -> str:
     """Name the part of the request that changed since it was recorded."""
     if not isinstance(recorded, dict):
         return "the recorded request is unreadable"
+    old_api, new_api = recorded.get("api", "chat"), current.get("api", "chat")
+    if old_api != new_api:
+        return f"the endpoint (api) changed from {old_api!r} to {new_api!r}"
     if recorded.get("model") != current["model"]:
         return f"the model changed from {recorded.get('model')!r} to {current['model']!r}"
     old_messages = recorded.get("messages") or []

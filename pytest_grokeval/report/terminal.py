@@ -74,9 +74,10 @@ class Progress:
         elapsed = time.monotonic() - stats.started
         paused = stats.paused_until - time.monotonic()
         pause = f", paused {paused:.1f}s (rate limited)" if paused > 0 else ""
+        learned = f", learned: {', '.join(stats.learned)}" if stats.learned else ""
         return (
             f"{stats.done}/{stats.total} done, {stats.in_flight} in flight, "
-            f"{plural(stats.retried, 'retry', 'retries')}, {elapsed:.1f}s{pause}"
+            f"{plural(stats.retried, 'retry', 'retries')}, {elapsed:.1f}s{pause}{learned}"
         )
 
 
@@ -143,6 +144,8 @@ def summary_lines(
             f"max {max(lat):.0f} ms"
         )
     lines.append(f"prefetch: {counts.prefetch_seconds:.2f}s wall")
+    if stats.learned:
+        lines.append(f"learned: {', '.join(stats.learned)} (rate limits the API stated in 429s)")
     for entry in pruned:
         lines.append(f"dropped recording of deleted case {entry}")
     if unused:
@@ -154,4 +157,6 @@ def summary_lines(
         lines.append(f"WARNING model drift: {warning}")
     for problem in counts.unsaved:
         lines.append(f"WARNING {problem}")
+    for warning in counts.warnings:
+        lines.append(f"WARNING {warning}")
     return lines

@@ -59,6 +59,11 @@ class Reply:
     finish_reason: str = "stop"
     model: str | None = None
     usage: dict[str, int] | None = None
+    # The reply shapes of refusals, tool calls and reasoning models (same as testing/).
+    null_content: bool = False
+    refusal: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    reasoning_tokens: int | None = None
 
 
 class _ChatBody:
@@ -498,6 +503,23 @@ class FakeGrok:
             override.get("completion_tokens", max(1, len(content) // 4)),
         )
         usage.update(override)
+        if reply.reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reply.reasoning_tokens}
+            usage["total_tokens"] += reply.reasoning_tokens
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None if reply.null_content else content,
+            "refusal": reply.refusal,
+        }
+        if reply.tool_calls is not None:
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{request.index}_{n}",
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])},
+                }
+                for n, call in enumerate(reply.tool_calls)
+            ]
         completion = {
             "id": f"fake-{request.index}",
             "object": "chat.completion",
@@ -506,7 +528,7 @@ class FakeGrok:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "message": message,
                     "finish_reason": reply.finish_reason,
                     "logprobs": None,
                 }

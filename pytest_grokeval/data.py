@@ -86,8 +86,32 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for: its name, and its arguments as parsed JSON.
+
+    ``arguments`` is the decoded JSON value (usually a dict); text that is not JSON stays a str.
+    """
+
+    name: str
+    arguments: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ToolCall:
+        if not isinstance(data, dict):
+            return cls(name=str(data), arguments={})
+        return cls(name=str(data.get("name") or ""), arguments=data.get("arguments"))
+
+
+@dataclass(frozen=True)
 class Completion:
-    """A response to check: the value of the ``grok_response`` fixture and of every YAML item."""
+    """A response to check: the value of the ``grok_response`` fixture and of every YAML item.
+
+    ``text`` is "" when the API returned no text content (null or empty); ``refusal`` and
+    ``tool_calls`` then usually say what came back instead.
+    """
 
     text: str
     finish_reason: str | None
@@ -96,9 +120,16 @@ class Completion:
     latency_ms: float
     cost_usd: float | None
     replayed: bool = False
+    refusal: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def has_text(self) -> bool:
+        """False for a refusal, a reply of only tool calls, or an empty reply."""
+        return self.text != ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "finish_reason": self.finish_reason,
             "model": self.model,
@@ -106,9 +137,17 @@ class Completion:
             "latency_ms": round(self.latency_ms, 1),
             "cost_usd": self.cost_usd,
         }
+        # Only when present, so that recordings of plain text replies keep their old shape.
+        if self.refusal is not None:
+            data["refusal"] = self.refusal
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_json() for call in self.tool_calls]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, replayed: bool) -> Completion:
+        refusal = data.get("refusal")
+        calls = data.get("tool_calls")
         return cls(
             text=str(data["text"]),
             finish_reason=data.get("finish_reason"),
@@ -117,6 +156,8 @@ class Completion:
             latency_ms=float(data.get("latency_ms") or 0.0),
             cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),
             replayed=replayed,
+            refusal=None if refusal is None else str(refusal),
+            tool_calls=tuple(map(ToolCall.from_json, calls)) if isinstance(calls, list) else (),
         )
 
 

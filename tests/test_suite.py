@@ -992,3 +992,43 @@ def test_an_error_without_a_line_is_formatted_without_one(tmp_path: Path) -> Non
     assert error.format("s.yaml") == "s.yaml: something is wrong\ns.yaml:3: and here"
     assert error.problems == [(None, "something is wrong"), (3, "and here")]
     assert error.path == tmp_path / "s.yaml"
+
+
+def test_scalars_in_text_checks_stay_as_written(tmp_path: Path) -> None:
+    found = items(
+        tmp_path,
+        """
+        cases:
+          - id: a
+            prompt: Hi
+            expect: {contains: [1.10, 12:30, 0777, 1e3], equals: 1.0, length: {max: 0x10}}
+        """,
+    )
+    checks = {check.name: check.arg for check in found["a"].checks}
+    assert checks == {
+        "contains": ("1.10", "12:30", "0777", "1e3"),
+        "equals": "1.0",
+        "length": {"max": 16},
+    }
+
+
+def test_a_bool_null_or_date_in_a_text_check_asks_for_quotes(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        cases:
+          - id: a
+            prompt: Hi
+            expect: {contains: [yes, 2024-01-02], not_icontains: ~, starts_with: Off}
+        """,
+    )
+    assert found == [
+        "test_x.yaml:5: expect 'contains' of case 'a' must be a string, got True (bool); "
+        "quote it: 'yes'",
+        "test_x.yaml:5: expect 'contains' of case 'a' must be a string, "
+        "got datetime.date(2024, 1, 2) (date); quote it: '2024-01-02'",
+        "test_x.yaml:5: expect 'not_icontains' of case 'a' must be a string, got an empty value; "
+        "quote it: '~'",
+        "test_x.yaml:5: expect 'starts_with' of case 'a' must be a string, got False (bool); "
+        "quote it: 'Off'",
+    ]

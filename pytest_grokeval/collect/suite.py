@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_grokeval.checks.registry import Check, ExpectError, parse_expect
+from pytest_grokeval.checks.registry import Check, ExpectError, parse_expect, takes_text
 from pytest_grokeval.collect.yamlnodes import (
     Node,
     Validator,
@@ -401,16 +401,28 @@ class _Reader(Validator):
             return None
         return node.text
 
-    def fill(self, node: Node, chosen: Mapping[str, str] | None, label: str) -> Any:
+    def fill(
+        self, node: Node, chosen: Mapping[str, str] | None, label: str, *, text: bool = False
+    ) -> Any:
         """Plain data with ``{{name}}`` placeholders filled in every string, however deep.
 
-        With ``chosen`` None the placeholders are left alone and not checked.
+        With ``chosen`` None the placeholders are left alone and not checked. With ``text``,
+        scalars are the text as written (``1.10``, ``12:30``), and a bool, null or date is a
+        problem that asks for quotes.
         """
         value = node.value
         if isinstance(value, dict):
-            return {key: self.fill(child, chosen, label) for key, child in node.fields.items()}
+            return {
+                key: self.fill(child, chosen, label, text=text)
+                for key, child in node.fields.items()
+            }
         if isinstance(value, list) and len(node.items) == len(value):
-            return [self.fill(child, chosen, label) for child in node.items]
+            return [self.fill(child, chosen, label, text=text) for child in node.items]
+        if text and not isinstance(value, str):
+            if isinstance(value, int | float) and not isinstance(value, bool) and node.text:
+                return node.text  # YAML 1.1 reads 12:30 as 750 and 1.10 as 1.1
+            self.string(node, label)
+            return value
         if not isinstance(value, str) or chosen is None:
             return value
 
@@ -442,8 +454,11 @@ class _Reader(Validator):
         start = len(self.problems)
         checks: list[Check] = []
         for key, (node, line, label) in expect.items():
+            before = len(self.problems)
+            entry = {key: self.fill(node, chosen, label, text=takes_text(key))}
+            if len(self.problems) > before:
+                continue
             try:
-                entry = {key: self.fill(node, chosen, label)}
                 checks.extend(parse_expect(entry, import_paths=[self.path.parent]))
             except ExpectError as exc:
                 self.problem(line, str(exc))

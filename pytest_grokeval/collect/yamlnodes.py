@@ -214,7 +214,7 @@ class Validator:
                 return None
             return value
         # YAML typed it (12, yes, 2024-01-01): say how to keep it as the text it was written as.
-        hint = f"; quote it: {node.text!r}" if value is not None and node.text is not None else ""
+        hint = f"; quote it: {node.text!r}" if node.text else ""
         if not node.broken:
             self.problem(node.line, f"{what} must be a string, got {describe(value)}{hint}")
         return None

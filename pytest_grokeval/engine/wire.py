@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Any
 
-from pytest_grokeval.data import Completion, Usage
+from pytest_grokeval.data import Completion, ToolCall, Usage
 from pytest_grokeval.engine.pricing import cost_from_usage
 
 
@@ -17,7 +19,10 @@ def parse_completion(data: Any, latency_ms: float) -> Completion:
         raise ValueError("the response has no choices")
     choice = choices[0]
     message = choice.get("message")
-    text = (message.get("content") if isinstance(message, dict) else None) or ""
+    if not isinstance(message, dict):
+        message = {}
+    text = message.get("content") or ""
+    refusal = message.get("refusal")
     usage_data = data.get("usage")
     raw: dict[str, Any] = usage_data if isinstance(usage_data, dict) else {}
     usage = Usage(
@@ -37,7 +42,27 @@ def parse_completion(data: Any, latency_ms: float) -> Completion:
         usage=usage,
         latency_ms=latency_ms,
         cost_usd=cost_from_usage(model, usage, ticks if isinstance(ticks, int) else None),
+        refusal=refusal if isinstance(refusal, str) and refusal else None,
+        tool_calls=_tool_calls(message.get("tool_calls")),
     )
+
+
+def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    """OpenAI's ``[{type: function, function: {name, arguments: "<json>"}}]``, decoded."""
+    if not isinstance(raw, list):
+        return ()
+    calls = []
+    for entry in raw:
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(function, dict):
+            continue
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            # Text that is not JSON is kept as written: a check on it then fails, showing it.
+            with contextlib.suppress(ValueError):
+                arguments = json.loads(arguments)
+        calls.append(ToolCall(name=str(function.get("name") or ""), arguments=arguments))
+    return tuple(calls)
 
 
 def _get(data: dict[str, Any], outer: str, inner: str) -> Any:

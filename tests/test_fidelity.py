@@ -1,0 +1,126 @@
+"""Issue 13: the response as the API gave it, and the suite as the user wrote it."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Project
+
+from pytest_grokeval.fake_grok import Reply
+
+REFUSAL = "I can't help with that."
+
+
+def test_a_refusal_fails_text_checks_showing_it_and_passes_refusal_true(project: Project) -> None:
+    project.server.add_fault(Reply(null_content=True, refusal=REFUSAL), match="lock")
+    project.suite(
+        "test_refuse.yaml",
+        """
+        cases:
+          - id: polite
+            prompt: How do I pick a lock?
+            expect: {not_icontains: [sorry]}
+          - id: refuses
+            prompt: How do I pick a lock?
+            expect: {refusal: true, not_refusal: false}
+        """,
+    )
+
+    result = project.run("-rA")
+
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*not_icontains: expected does not contain 'sorry' (ignoring case)",
+            "*got the model returned no text (refusal: \"I can't help with that.\")",
+            "response (no text; *",
+            "  refusal: \"I can't help with that.\"",
+        ]
+    )
+    # Recorded, and replayed the same without the server.
+    recorded = json.loads(project.recording("test_refuse.yaml").read_text())
+    assert recorded["entries"]["refuses"][0]["response"]["refusal"] == REFUSAL
+    project.server.clear_faults()
+    replayed = project.run("--grok-record=none")
+    replayed.assert_outcomes(passed=1, failed=1)
+    replayed.stdout.fnmatch_lines(["*got the model returned no text (refusal: *"])
+
+
+def test_an_empty_reply_cut_off_by_reasoning_says_to_raise_max_tokens(project: Project) -> None:
+    project.server.add_fault(Reply(content="", finish_reason="length", reasoning_tokens=300))
+    project.suite(
+        "test_think.yaml",
+        """
+        cases:
+          - id: thinks
+            prompt: Prove the Riemann hypothesis.
+            params: {max_tokens: 300}
+            expect: {not_icontains: ["i cannot"]}
+        """,
+    )
+
+    result = project.run()
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*got the model returned no text "
+            "(finish_reason length after 300 reasoning tokens: raise max_tokens)",
+            "response (no text; * (300 reasoning), *finish_reason 'length'*",
+        ]
+    )
+
+
+def test_tool_calls_are_checked_recorded_and_shown(project: Project) -> None:
+    call = {"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}
+    project.server.add_fault(Reply(null_content=True, tool_calls=[call]))
+    project.suite(
+        "test_tools.yaml",
+        """
+        params:
+          tools: [{type: function, function: {name: get_weather, parameters: {type: object}}}]
+        cases:
+          - id: calls
+            prompt: Weather in Paris?
+            expect: {tool_call: {name: get_weather, arguments: {city: Paris}}}
+          - id: answers
+            prompt: Weather in Paris?
+            expect: {contains: Paris}
+        """,
+    )
+
+    result = project.run()
+
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*got the model returned no text (tool call get_weather)",
+            '  tool call: get_weather({"city": "Paris", "days": 2})',
+        ]
+    )
+    recorded = json.loads(project.recording("test_tools.yaml").read_text())
+    assert recorded["entries"]["calls"][0]["response"]["tool_calls"] == [call]
+
+
+def test_numbers_in_text_checks_are_compared_as_written(project: Project) -> None:
+    project.server.answers.update(
+        {"version": "Upgrade to version 1.1 now", "meeting": "The meeting is at 12:30"}
+    )
+    project.suite(
+        "test_scalars.yaml",
+        """
+        cases:
+          - id: version
+            prompt: Which version?
+            expect: {contains: 1.10}
+          - id: meeting
+            prompt: When is the meeting?
+            expect:
+              not_contains: 12:30
+        """,
+    )
+
+    result = project.run()
+
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*expected contains '1.10'", "*expected does not contain '12:30'"])

@@ -124,3 +124,56 @@ def test_numbers_in_text_checks_are_compared_as_written(project: Project) -> Non
 
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*expected contains '1.10'", "*expected does not contain '12:30'"])
+
+
+TEAM_SUITE = """
+cases:
+  - id: uses-own-checks
+    prompt: Hello from {team}
+    expect: {{python: "checks:ok"}}
+"""
+
+
+def test_two_folders_each_with_checks_py_run_their_own(project: Project) -> None:
+    for team in ("team_a", "team_b"):
+        project.suite(f"{team}/test_{team}.yaml", TEAM_SUITE.format(team=team))
+        project.suite(
+            f"{team}/checks.py",
+            f"def ok(response):\n    return 'ran {team}' if '{team}' in response.text else None\n",
+        )
+    # Each folder's ok() fails, naming itself, on its own suite's response: which one ran shows.
+    for args in ((), ("team_b", "team_a"), ("team_b",)):
+        result = project.run(*args)
+        teams = ["team_b", "team_a"] if args else ["team_a", "team_b"]
+        teams = teams[: len(args) or 2]
+        result.assert_outcomes(failed=len(teams))
+        result.stdout.fnmatch_lines([f"*got ran {team}" for team in teams])
+
+
+def test_a_python_check_runs_once_per_sample(project: Project) -> None:
+    project.suite(
+        "checks_log.py",
+        """
+        from pathlib import Path
+
+        def logged(response):
+            with open(Path(__file__).parent / "calls.log", "a") as log:
+                log.write(response.text + "\\n")
+        """,
+    )
+    project.suite(
+        "test_once.yaml",
+        """
+        cases:
+          - id: thrice
+            prompt: Say hi.
+            repeat: 3
+            expect: {python: "checks_log:logged"}
+        """,
+    )
+
+    project.run().assert_outcomes(passed=1)
+    assert len((project.path / "calls.log").read_text().splitlines()) == 3
+    # Replayed, too.
+    project.run("--grok-record=none").assert_outcomes(passed=1)
+    assert len((project.path / "calls.log").read_text().splitlines()) == 6

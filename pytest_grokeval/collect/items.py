@@ -98,11 +98,18 @@ class GrokItem(pytest.Item):
             self._seen.append(sample)
             if isinstance(outcome, FetchError):
                 continue
-            graded = run.grades(self.nodeid, request.sample, self.spec.checks)
-            try:
-                sample.results = run_checks(self.spec.checks, outcome, graded)
-            except JudgeError as exc:
-                sample.problem = f"judge error in sample {request.sample}: {exc}"
+            # The prefetch checked the samples it needed verdicts for; each check runs once.
+            checked = run.checked.get((self.nodeid, request.sample))
+            if checked is None:
+                graded = run.grades(self.nodeid, request.sample, self.spec.checks)
+                try:
+                    checked = run_checks(self.spec.checks, outcome, graded)
+                except JudgeError as exc:
+                    checked = exc
+            if isinstance(checked, JudgeError):
+                sample.problem = f"judge error in sample {request.sample}: {checked}"
+            else:
+                sample.results = checked
             if sample.problem is not None:
                 # An error, not a failure, and without a traceback: the message says it all.
                 pytest.fail(sample.problem, pytrace=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from pytest_grokeval.checks.judge import JudgeError, grader_request, parse_rubric
-from pytest_grokeval.checks.registry import CHECKS, Check, run_checks
+from pytest_grokeval.checks.registry import CHECKS, Check, CheckResult, run_checks
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.budgets import estimate_request_cost
 from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats
@@ -63,6 +63,9 @@ class GrokRun:
         # Sample outcomes by (item key, sample), and grader replies by (key, sample, check).
         self.outcomes: dict[tuple[str, int], Outcome] = {}
         self.graded: dict[tuple[str, int, str], Outcome] = {}
+        # Check results of the samples the prefetch checked to decide when to stop sampling,
+        # or the judge problem that left one undecided: items show these, never re-run them.
+        self.checked: dict[tuple[str, int], list[CheckResult] | JudgeError] = {}
         self.counts = Counts()
         self.engine_stats = EngineStats()
         # Per suite file: every recording key its collected items may use, and item names.
@@ -211,14 +214,17 @@ class GrokRun:
         self.outcomes[(job.key, request.sample)] = outcome
         if isinstance(outcome, FetchError):
             return None
+        # A response without text fails the judge without asking it (see run_checks).
+        graders = [c for c in job.checks if CHECKS[c.base].needs_grader and outcome.has_text]
         graded = await asyncio.gather(
-            *(self._grade(engine, job, request.sample, check, outcome) for check in job.checks
-              if CHECKS[check.base].needs_grader)
+            *(self._grade(engine, job, request.sample, check, outcome) for check in graders)
         )
         try:
             results = run_checks(job.checks, outcome, dict(graded))
-        except JudgeError:
+        except JudgeError as exc:
+            self.checked[(job.key, request.sample)] = exc
             return None
+        self.checked[(job.key, request.sample)] = results
         return all(result.passed for result in results)
 
     async def _grade(

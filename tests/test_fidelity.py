@@ -177,3 +177,24 @@ def test_a_python_check_runs_once_per_sample(project: Project) -> None:
     # Replayed, too.
     project.run("--grok-record=none").assert_outcomes(passed=1)
     assert len((project.path / "calls.log").read_text().splitlines()) == 6
+
+
+def test_an_alias_bomb_under_params_is_a_collection_error(project: Project) -> None:
+    laughs = "\n".join(
+        f"  {name}: &{name} [{', '.join([f'*{prev}'] * 9)}]"
+        for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    project.suite(
+        "test_bomb.yaml",
+        f"params:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n{laughs}\n"
+        "cases:\n  - {id: laughs, prompt: Hello there, expect: {contains: hello}}\n",
+    )
+
+    result = project.run()
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*test_bomb.yaml:8: aliases expand this value past 1,000,000 values: "
+         "the value anchored at line 7 is repeated 9 times here"]
+    )
+    assert project.server.request_count == 0

@@ -1032,3 +1032,45 @@ def test_a_bool_null_or_date_in_a_text_check_asks_for_quotes(tmp_path: Path) -> 
         "test_x.yaml:5: expect 'starts_with' of case 'a' must be a string, got False (bool); "
         "quote it: 'Off'",
     ]
+
+
+ALIAS_BOMB = """\
+params:
+  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+cases:
+  - {id: laughs, prompt: Hello there, expect: {contains: hello}}
+"""
+
+
+def test_an_alias_bomb_is_an_error_naming_the_anchor(tmp_path: Path) -> None:
+    assert problems(tmp_path, ALIAS_BOMB) == [
+        "test_x.yaml:8: aliases expand this value past 1,000,000 values: "
+        "the value anchored at line 7 is repeated 9 times here"
+    ]
+
+
+@pytest.mark.parametrize("depth", [101, 500, 100_000])
+def test_nesting_deeper_than_the_limit_is_an_error_with_its_line(
+    tmp_path: Path, depth: int
+) -> None:
+    text = "cases:\n  - id: a\n    prompt: hi\n    params:\n      x: " + "[" * depth + "]" * depth
+    (found,) = problems(tmp_path, text)
+    # libyaml 0.2.5 stops at 1,000 levels itself; older ones are stopped by the plugin's scan.
+    assert found in (
+        "test_x.yaml:5: nesting deeper than 100 levels of mappings and lists",
+        "test_x.yaml:5: invalid YAML: exceeded maximum nesting depth (column 1006)",
+    )
+
+
+def test_nesting_up_to_the_limit_loads(tmp_path: Path) -> None:
+    depth = 100 - 4  # the document, the case list, the case and params hold it
+    text = "cases:\n  - id: a\n    prompt: hi\n    params:\n      x: " + "[" * depth + "]" * depth
+    assert load(tmp_path, text) is not None

@@ -122,6 +122,23 @@ def load_suite(path: Path, *, default_model: str, text: str | None = None) -> Su
     return Suite(path, tuple(items))
 
 
+def _placeholders(nodes: list[Node]) -> list[str]:
+    """The var names that ``{{name}}`` placeholders use in these values, however deep."""
+    found: dict[str, None] = {}
+    stack = list(nodes)
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # aliases share nodes
+            continue
+        seen.add(id(node))
+        if isinstance(node.value, str):
+            found.update(dict.fromkeys(_PLACEHOLDER.findall(node.value)))
+        stack.extend(node.fields.values())
+        stack.extend(node.items)
+    return list(found)
+
+
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
     try:
@@ -175,15 +192,16 @@ class _Var:
     values: tuple[str, ...]
     is_list: bool
 
-    def name_part(self, value: str) -> str | None:
+    def name_part(self, index: int) -> str | None:
         if not self.is_list:
             return None
+        value = self.values[index]
         if (
             len(value) > _NAME_VALUE_LIMIT
             or not value.isprintable()
             or re.search(r"::|\[|]", value)
         ):
-            return f"{self.name}{self.values.index(value)}"  # pytest's style for unnamed values
+            return f"{self.name}{index}"  # pytest's style for unnamed values
         return f"{self.name}={value}"
 
 
@@ -258,23 +276,35 @@ class _Reader(Validator):
         repeat = settings.repeat or 1
         rate = 1.0 if settings.min_pass_rate is None else settings.min_pass_rate
         items: list[CaseItemSpec] = []
-        for choice in itertools.product(*(var.values for var in case.variables)):
-            chosen = {var.name: value for var, value in zip(case.variables, choice, strict=True)}
+        names: set[str] = set()
+        # Checks depend only on the vars their arguments name: parsed once per choice of those.
+        used = _placeholders([node for node, _, _ in case.expect.values()])
+        parsed: dict[tuple[str, ...], tuple[Check, ...] | None] = {}
+        indexes = [range(len(var.values)) for var in case.variables]
+        for choice in itertools.product(*indexes):
+            chosen = {
+                var.name: var.values[index]
+                for var, index in zip(case.variables, choice, strict=True)
+            }
             messages = tuple(
                 {"role": turn.role, "content": self.fill(turn.content, chosen, turn.label)}
                 for turn in case.turns
             )
-            checks = self.checks(case.expect, chosen)
+            key = tuple(chosen[name] for name in used if name in chosen)
+            if key not in parsed:
+                parsed[key] = self.checks(case.expect, chosen)
+            checks = parsed[key]
             if checks is None:
                 return []  # the same problem would repeat for every other choice of vars
             choices = zip(case.variables, choice, strict=True)
-            parts = [part for var, value in choices if (part := var.name_part(value))]
+            parts = [part for var, index in choices if (part := var.name_part(index))]
             for model in models:
                 name_parts = [*parts, model] if settings.model_list else parts
                 name = f"{case.id}[{'-'.join(name_parts)}]" if name_parts else case.id
-                if any(item.name == name for item in items):
+                if name in names:
                     self.problem(case.line, f"{case.where} makes two items named {name!r}")
                     return []
+                names.add(name)
                 requests = tuple(
                     ChatRequest(model=model, messages=messages, params=settings.params, sample=i)
                     for i in range(repeat)
@@ -384,13 +414,13 @@ class _Reader(Validator):
                 continue
             if not value.items:
                 self.wrong(value, what, "a value or a non-empty list of values")
-            texts: list[str] = []
+            texts: dict[str, None] = {}  # ordered, and a set for the duplicate test
             for item in value.items:
                 text = self.var_value(item, f"each value of {what}")
                 if text is not None and text in texts:
                     self.problem(item.line, f"{what} lists {text!r} twice")
                 elif text is not None:
-                    texts.append(text)
+                    texts[text] = None
             variables.append(_Var(name, tuple(texts), is_list=True))
         return variables if len(self.problems) == start else None
 

@@ -198,3 +198,21 @@ def test_an_alias_bomb_under_params_is_a_collection_error(project: Project) -> N
          "the value anchored at line 7 is repeated 9 times here"]
     )
     assert project.server.request_count == 0
+
+
+def test_a_suite_shaped_file_without_cases_warns_naming_the_key(project: Project) -> None:
+    project.suite("test_typo.yaml", "tests:\n  - {id: a, prompt: Hi}\n")
+    project.suite("test_ci.yaml", "jobs:\n  - {name: build, run: make}\n")
+
+    # Shown, not raised: our own warnings-are-errors filter would reach into the inner run.
+    result = project.run("-W", "default::pytest.PytestCollectionWarning")
+
+    assert result.ret == 5  # no tests collected, as before; but not silently
+    result.stdout.fnmatch_lines(
+        [
+            "*warnings summary*",
+            "*PytestCollectionWarning: test_typo.yaml: not collected as a grokeval suite: its top-level 'tests' "
+            "(line 1) holds cases with 'prompt', but a suite's cases go under 'cases'"
+        ]
+    )
+    assert "test_ci.yaml" not in result.stdout.str()

@@ -30,7 +30,7 @@ class SuiteFile(pytest.File):
     def collect(self) -> Iterator[GrokItem]:
         run = self.config.stash[RUN_KEY]
         try:
-            suite = load_suite(self.path, default_model=run.settings.model)
+            suite = load_suite(self.path, default_model=run.settings.model, on_skip=self._skipped)
         except SuiteError as exc:
             raise self.CollectError(exc.format(run.display(self.path))) from None
         if suite is None:
@@ -49,6 +49,12 @@ class SuiteFile(pytest.File):
                 item.add_marker(_marker(self.config, run.marks, mark))
             item.extra_keyword_matches.update(spec.tags)
             yield item
+
+
+    def _skipped(self, reason: str) -> None:
+        # A file meant as a suite that collects nothing would otherwise pass silently.
+        display = self.config.stash[RUN_KEY].display(self.path)
+        self.warn(pytest.PytestCollectionWarning(f"{display}: {reason}"))
 
 
 def _marker(config: pytest.Config, registered: set[str], mark: MarkSpec) -> pytest.MarkDecorator:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_grokeval.checks.registry import Check, ExpectError, parse_expect, takes_text
 from pytest_grokeval.collect.yamlnodes import (
+    Document,
     Node,
     Validator,
     YamlSyntaxError,
@@ -101,8 +102,17 @@ class Suite:
     items: tuple[CaseItemSpec, ...]
 
 
-def load_suite(path: Path, *, default_model: str, text: str | None = None) -> Suite | None:
-    """Read a suite file; None when it is not a suite (no top-level ``cases``)."""
+def load_suite(
+    path: Path,
+    *,
+    default_model: str,
+    text: str | None = None,
+    on_skip: Callable[[str], None] | None = None,
+) -> Suite | None:
+    """Read a suite file; None when it is not a suite (no top-level ``cases``).
+
+    A file that looks meant as a suite but is not one is passed to ``on_skip`` with the reason.
+    """
     if text is None:
         text = _read_text(path)
     try:
@@ -110,6 +120,9 @@ def load_suite(path: Path, *, default_model: str, text: str | None = None) -> Su
     except YamlSyntaxError as exc:
         raise SuiteError(path, [exc.problem]) from None
     if not any(isinstance(doc.root.value, dict) and "cases" in doc.root.value for doc in documents):
+        reason = _looks_like_a_suite(documents)
+        if reason is not None and on_skip is not None:
+            on_skip(reason)
         return None
     if len(documents) > 1:
         message = "several YAML documents in one suite file; put all cases under one `cases:` list"
@@ -120,6 +133,27 @@ def load_suite(path: Path, *, default_model: str, text: str | None = None) -> Su
     if problems:
         raise SuiteError(path, sorted(problems, key=lambda problem: problem[0] or 0))
     return Suite(path, tuple(items))
+
+
+_NEAR_MISSES = ("case", "tests", "prompts")
+
+
+def _looks_like_a_suite(documents: list[Document]) -> str | None:
+    """Why a file without ``cases`` looks meant as a suite: a list of prompts under a near key."""
+    for document in documents:
+        root = document.root
+        for key in _NEAR_MISSES:
+            entries = root.get(key) if isinstance(root.value, dict) else None
+            if entries is None or not isinstance(entries.value, list):
+                continue
+            cases = [entry.value for entry in entries.items]
+            if any(isinstance(case, dict) and "prompt" in case for case in cases):
+                line = root.key_lines[key]
+                return (
+                    f"not collected as a grokeval suite: its top-level {key!r} (line {line}) "
+                    "holds cases with 'prompt', but a suite's cases go under 'cases'"
+                )
+    return None
 
 
 def _placeholders(nodes: list[Node]) -> list[str]:

@@ -211,8 +211,9 @@ def test_a_suite_shaped_file_without_cases_warns_naming_the_key(project: Project
     result.stdout.fnmatch_lines(
         [
             "*warnings summary*",
-            "*PytestCollectionWarning: test_typo.yaml: not collected as a grokeval suite: its top-level 'tests' "
-            "(line 1) holds cases with 'prompt', but a suite's cases go under 'cases'"
+            "*PytestCollectionWarning: test_typo.yaml: not collected as a grokeval suite: "
+            "its top-level 'tests' (line 1) holds cases with 'prompt', "
+            "but a suite's cases go under 'cases'"
         ]
     )
     assert "test_ci.yaml" not in result.stdout.str()

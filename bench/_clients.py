@@ -25,7 +25,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from pytest_grokeval.engine import engine as _engine
+from pytest_grokeval.engine import budgets as _budgets
 from pytest_grokeval.engine.engine import EngineSettings
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def _stamp_at_send(settings: EngineSettings) -> openai.AsyncOpenAI:
     The engine stamps a request when it admits it; the SDK then builds it and the loop may run
     other tasks first, so the server's arrival gaps differ from the stamps' by that jitter.
     """
-    window = _engine.SlidingWindow
+    window = _budgets.SlidingWindow
     if not getattr(window.reserve, "bench_patched", False):
         original = window.reserve
 

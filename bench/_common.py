@@ -50,7 +50,7 @@ def die_with_parent() -> None:
 
 
 class FakeServer:
-    """`python -m pytest_grokeval.fake_grok` in its own process, so it never shares our GIL."""
+    """`python -m pytest_grokeval.testing` in its own process, so it never shares our GIL."""
 
     def __init__(self, latency: float = 0.0, *extra: str) -> None:
         self.latency = latency
@@ -62,7 +62,7 @@ class FakeServer:
         command = [
             PYTHON,
             "-m",
-            "pytest_grokeval.fake_grok",
+            "pytest_grokeval.testing",
             "--host",
             "127.0.0.1",
             "--port",

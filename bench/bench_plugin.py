@@ -2,8 +2,8 @@
 
 It changes nothing unless asked, and reports phase figures to a file:
 
-- $GROKEVAL_BENCH_CLIENT names a factory of `_clients.FACTORIES` that replaces
-  `pytest_grokeval.engine.engine.default_client`, so a whole `pytest` run can be measured with a
+- $GROKEVAL_BENCH_CLIENT names a factory of `_clients.FACTORIES` that this plugin returns from
+  the `pytest_grokeval_make_client` hook, so a whole `pytest` run can be measured with a
   proposed client before anyone changes the plugin;
 - $GROKEVAL_BENCH_WINDOW_MARGIN sets `budgets.WINDOW_MARGIN` (seconds), for bench/rate.py;
 - $GROKEVAL_BENCH_STOP_AFTER_PREFETCH=1 skips running the items once the prefetch is done;
@@ -24,16 +24,21 @@ from typing import Any
 import pytest
 
 import pytest_grokeval.engine.budgets as budgets
-import pytest_grokeval.engine.engine as engine
+from pytest_grokeval.engine.engine import EngineSettings
 from pytest_grokeval.prefetch.run import GrokRun
 
 _figures: dict[str, Any] = {}
 _started: list[float] = []
 
-if os.environ.get("GROKEVAL_BENCH_CLIENT"):
+
+def pytest_grokeval_make_client(settings: EngineSettings) -> Any:
+    """The client named by $GROKEVAL_BENCH_CLIENT; None keeps the plugin's own."""
+    name = os.environ.get("GROKEVAL_BENCH_CLIENT")
+    if not name:
+        return None
     from _clients import FACTORIES
 
-    engine.default_client = FACTORIES[os.environ["GROKEVAL_BENCH_CLIENT"]]
+    return FACTORIES[name](settings)
 
 if os.environ.get("GROKEVAL_BENCH_WINDOW_MARGIN"):
     budgets.WINDOW_MARGIN = float(os.environ["GROKEVAL_BENCH_WINDOW_MARGIN"])

@@ -9,8 +9,8 @@ Per concurrency C, interleaved A, B, A, B... in fresh processes:
   baseline          bench/baseline_gather.py (AsyncOpenAI + Semaphore + gather), its own timer
   plugin            `pytest --grok-record=all`, the "prefetch: X s wall" line of the summary
                     (the run stops after the prefetch: bench/bench_plugin.py)
-  plugin+<client>   with --all-variants: the same pytest run with engine.default_client
-                    swapped for a bench/_clients.py factory (bench/bench_plugin.py)
+  plugin+<client>   with --all-variants: the same pytest run, its client made by a
+                    bench/_clients.py factory through the pytest_grokeval_make_client hook
   engine:<client>   with --all-variants: Engine.run driven directly with each client factory,
                     `import openai` done before the timer: the per-request cost of each client
 

@@ -1,7 +1,7 @@
 """Regenerate this folder's recordings from the project's fake Grok server.
 
 The example recordings are NOT captured from Grok: they are written by running this suite
-against pytest_grokeval.fake_grok, which answers from fake_answers.json. Run:
+against pytest_grokeval.testing, which answers from fake_answers.json. Run:
 
     python example_suite/make_recordings.py
 """
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_grokeval.fake_grok import FakeGrok
+from pytest_grokeval.testing import FakeGrok
 
 HERE = Path(__file__).parent
 NOTE = (

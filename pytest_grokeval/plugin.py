@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_grokeval import options, xdist
+from pytest_grokeval import hookspecs, options, xdist
 from pytest_grokeval.collect import marker
 from pytest_grokeval.collect.items import (
     RUN_KEY,
@@ -30,6 +30,11 @@ from pytest_grokeval.report.terminal import Progress, header, summary_lines
 CONTROLLER = "grokeval-xdist-controller"
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Our own hooks (pytest_grokeval_make_client), so conftest files can implement them."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Options and ini keys: https://docs.pytest.org/en/stable/reference/reference.html#pytest.hookspec.pytest_addoption"""
     options.addoption(parser)
@@ -37,7 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once, so that a bad value stops pytest before collection."""
-    config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath)
+    make_client = config.hook.pytest_grokeval_make_client
+    config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath, make_client)
     config.addinivalue_line("markers", marker.MARKER_HELP)
     files.register(config)
     distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist") != "no"

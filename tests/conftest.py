@@ -7,7 +7,7 @@ from pathlib import Path
 import httpcore2  # noqa: F401  (see below)
 import pytest
 
-from pytest_grokeval.fake_grok import FakeGrok
+from pytest_grokeval.testing import FakeGrok
 
 # httpx2 maps httpcore2's exceptions through classes it caches at its first request, and pytester
 # forgets modules first imported inside an in-process run: without this import, the second run

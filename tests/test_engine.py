@@ -16,7 +16,7 @@ from itertools import pairwise
 import pytest
 from conftest import API_KEY, Project
 
-from pytest_grokeval.fake_grok import FakeGrok, Reply
+from pytest_grokeval.testing import FakeGrok, Reply
 
 
 def numbered(count: int, *, head: str = "") -> str:

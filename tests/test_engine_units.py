@@ -20,7 +20,7 @@ from pytest_grokeval.engine.budgets import (
 from pytest_grokeval.engine.engine import EngineSettings, default_client
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
 from pytest_grokeval.engine.wire import parse_completion
-from pytest_grokeval.fake_grok import FakeGrok, Reply
+from pytest_grokeval.testing import FakeGrok, Reply
 
 SECOND = 1.0 + WINDOW_MARGIN  # how long a use holds a one-second window
 

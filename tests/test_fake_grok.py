@@ -15,10 +15,11 @@ from typing import Any
 
 import openai
 import pytest
+from aiohttp import web
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
-from pytest_grokeval.fake_grok import FakeGrok, FakeRequest, Reply
+from pytest_grokeval.testing import GROK, FakeGrok, FakeRequest, ModelSpec, Reply
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -215,7 +216,7 @@ def test_stop_closes_hanging_connections() -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
         body = json.dumps(chat_body("hi")).encode()
         client.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer k\r\n"
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: fake\r\nauthorization: Bearer k\r\n"
             + f"content-length: {len(body)}\r\n\r\n".encode()
             + body
         )
@@ -258,7 +259,7 @@ def test_latency_lets_concurrent_requests_wait_together() -> None:
 def test_keep_alive_serves_many_requests_and_connection_close_is_honoured(grok: FakeGrok) -> None:
     body = json.dumps(chat_body("hi")).encode()
     request = (
-        b"POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer k\r\n"
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: fake\r\nauthorization: Bearer k\r\n"
         + f"content-length: {len(body)}\r\n".encode()
     )
     with socket.create_connection(("127.0.0.1", grok.port), timeout=10) as client:
@@ -268,7 +269,7 @@ def test_keep_alive_serves_many_requests_and_connection_close_is_honoured(grok: 
             received += chunk
 
     assert received.count(b"HTTP/1.1 200 OK") == 2
-    assert received.count(b"connection: close") == 1
+    assert received.lower().count(b"connection: close") == 1
     assert grok.request_count == 2
 
 
@@ -278,12 +279,12 @@ def test_a_malformed_request_closes_only_its_connection(grok: FakeGrok) -> None:
         answer = client.recv(65536)
         assert client.recv(65536) == b""
 
-    assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+    assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request")
     assert post(grok.port, chat_body("still here"))[0] == 200
 
 
 def test_other_paths_are_404_and_other_methods_405(grok: FakeGrok) -> None:
-    missing = post(grok.port, {}, path="/v1/models", method="GET")
+    missing = post(grok.port, {}, path="/v1/embeddings", method="GET")
     wrong_method = post(grok.port, b"", method="GET")
 
     assert missing[0] == 404
@@ -299,7 +300,14 @@ def test_control_endpoints_report_and_reset_without_counting(grok: FakeGrok) -> 
     log = json.loads(post(grok.port, b"", path="/v1/_fake/log", method="GET")[2])
     post(grok.port, b"", path="/_fake/reset")
 
-    assert stats == {"requests": 1, "peak_in_flight": 1, "in_flight": 0}
+    assert stats == {
+        "requests": 1,
+        "peak_in_flight": 1,
+        "in_flight": 0,
+        "models_requests": 0,
+        "rate_limited": 0,
+        "by_path": {"/v1/chat/completions": 1},
+    }
     assert [(entry["index"], entry["status"], entry["prompt"]) for entry in log] == [(0, 200, "hi")]
     assert (grok.request_count, grok.log) == (0, [])
 
@@ -315,7 +323,7 @@ def test_the_command_line_prints_ready_and_serves(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "pytest_grokeval.fake_grok",
+        "pytest_grokeval.testing",
         "--answers",
         str(answers),
         "--fault",
@@ -342,3 +350,356 @@ def test_the_command_line_prints_ready_and_serves(tmp_path: Path) -> None:
     assert (ok, json.loads(completion)["choices"][0]["message"]["content"]) == (200, "pong")
     assert stats["requests"] == 2
     assert process.returncode == 0
+
+
+# -- the modes other tests build on: content shapes, usage, raw bodies, errors, transport ------
+
+
+def responses_body(prompt: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "grok-4.3", "input": prompt, **extra}
+
+
+def answer_of(grok: FakeGrok, reply: Reply, path: str = "/v1/chat/completions") -> Any:
+    """The JSON answer to one request on `path` when the server gives `reply`."""
+    grok.add_fault(reply, times=1)
+    body = chat_body("hi") if path.endswith("completions") else responses_body("hi")
+    status, _, data = post(grok.port, body, path=path)
+    assert status == reply.status
+    return json.loads(data)
+
+
+def test_null_content_is_json_null_in_the_message(grok: FakeGrok) -> None:
+    completion = answer_of(grok, Reply(null_content=True))
+    response = answer_of(grok, Reply(null_content=True), "/v1/responses")
+
+    message = completion["choices"][0]["message"]
+    assert "content" in message and message["content"] is None
+    assert response["output"][0]["content"] is None
+
+
+def test_a_refusal_is_the_message_refusal_or_a_refusal_part(grok: FakeGrok) -> None:
+    completion = answer_of(grok, Reply(refusal="I can't help with that."))
+    response = answer_of(grok, Reply(refusal="I can't help with that."), "/v1/responses")
+
+    assert completion["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": None,
+        "refusal": "I can't help with that.",
+    }
+    assert response["output"][0]["content"] == [
+        {"type": "refusal", "refusal": "I can't help with that."}
+    ]
+
+
+def test_tool_calls_take_the_openai_shapes_with_json_string_arguments(grok: FakeGrok) -> None:
+    calls = [
+        {"name": "lookup", "arguments": {"sku": "AB-1", "qty": 2}},
+        {"name": "broken", "arguments": "{not json"},
+    ]
+
+    completion = answer_of(grok, Reply(tool_calls=calls, finish_reason="tool_calls"))
+    response = answer_of(grok, Reply(tool_calls=calls), "/v1/responses")
+
+    message = completion["choices"][0]["message"]
+    call, broken = message["tool_calls"]
+    assert message["content"] is None
+    assert (call["type"], call["function"]["name"]) == ("function", "lookup")
+    assert json.loads(call["function"]["arguments"]) == {"sku": "AB-1", "qty": 2}
+    assert broken["function"]["arguments"] == "{not json"
+    assert call["id"] != broken["id"]
+    item, broken_item = response["output"]
+    assert (item["type"], item["name"]) == ("function_call", "lookup")
+    assert json.loads(item["arguments"]) == {"sku": "AB-1", "qty": 2}
+    assert broken_item["arguments"] == "{not json"
+    assert item["call_id"]
+
+
+def test_reasoning_tokens_follow_each_endpoints_arithmetic(grok: FakeGrok) -> None:
+    usage = {"prompt_tokens": 10, "completion_tokens": 5}
+    chat = answer_of(grok, Reply(reasoning_tokens=7, usage=usage))["usage"]
+    responses = answer_of(grok, Reply(reasoning_tokens=7, usage=usage), "/v1/responses")["usage"]
+
+    # Chat leaves reasoning out of completion_tokens; Responses counts it in output_tokens.
+    assert (chat["completion_tokens"], chat["total_tokens"]) == (5, 22)
+    assert chat["completion_tokens_details"] == {"reasoning_tokens": 7}
+    assert chat["cost_in_usd_ticks"] == 10 * 12_500 + 12 * 25_000
+    assert (responses["input_tokens"], responses["output_tokens"]) == (10, 12)
+    assert responses["output_tokens_details"] == {"reasoning_tokens": 7}
+    assert responses["total_tokens"] == 22
+
+
+def test_omit_usage_sends_no_usage_key(grok: FakeGrok) -> None:
+    assert "usage" not in answer_of(grok, Reply(omit_usage=True))
+    assert "usage" not in answer_of(grok, Reply(omit_usage=True), "/v1/responses")
+    assert "usage" in answer_of(grok, Reply())
+
+
+@pytest.mark.parametrize(
+    ("status", "raw"),
+    [
+        (200, "<html>not json</html>"),
+        (200, '{"choices": [{"message": {"content": "smile \\ud83d end"}}]}'),
+        (200, '{"code": "internal", "error": "a 200 that is an error"}'),
+        (422, '{"detail": "Field required"}'),
+    ],
+)
+def test_raw_body_sends_exactly_that_text(grok: FakeGrok, status: int, raw: str) -> None:
+    grok.add_fault(Reply(status=status, raw_body=raw))
+
+    got_status, headers, data = post(grok.port, chat_body("hi"))
+
+    assert (got_status, data) == (status, raw.encode())
+    assert headers["content-length"] == str(len(raw.encode()))
+
+
+def test_code_replaces_the_error_bodys_code(grok: FakeGrok) -> None:
+    grok.add_fault(Reply(status=429, error="slow down", code="resource-exhausted"), first=1)
+    grok.add_fault(Reply(status=429, error="slow down"))
+
+    coded = json.loads(post(grok.port, chat_body("hi"))[2])
+    default = json.loads(post(grok.port, chat_body("hi"))[2])
+
+    assert coded == {"code": "resource-exhausted", "error": "slow down"}
+    assert default["code"] == "Some resource has been exhausted"
+
+
+def test_echo_authorization_repeats_the_header_received(grok: FakeGrok) -> None:
+    grok.add_fault(Reply(status=401, error="denied", echo_authorization=True))
+
+    _, _, data = post(grok.port, chat_body("hi"), headers={"authorization": "Bearer xai-SECRET1"})
+
+    assert json.loads(data)["error"] == "denied; got header Authorization: Bearer xai-SECRET1"
+
+
+def test_trickle_sends_headers_first_then_the_body_a_byte_at_a_time(grok: FakeGrok) -> None:
+    body = json.dumps(chat_body("hi")).encode()
+    grok.add_fault(Reply(trickle=0.2, raw_body="x" * 100))
+    with socket.create_connection(("127.0.0.1", grok.port), timeout=10) as client:
+        client.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: fake\r\nauthorization: Bearer k\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += client.recv(65536)
+        head, _, start = received.partition(b"\r\n\r\n")
+        # Each read returns as soon as a byte comes, well inside a per-read timeout...
+        start += client.recv(65536)
+
+        assert b"content-length: 100" in head.lower()
+        # ...while the whole body, at 0.2 s a byte, is still 20 s away.
+        assert 1 <= len(start) < 100
+    grok.wait_for_idle()
+    assert [entry.status for entry in grok.log] == [0]
+
+
+# -- the Responses API, the model catalog, request ids and hidden rate limits -------------------
+
+
+def test_the_responses_api_answers_through_the_sdk_and_shares_faults_and_the_log() -> None:
+    async def run(server: FakeGrok) -> list[Any]:
+        async with AsyncOpenAI(base_url=server.url, api_key="k", max_retries=0) as client:
+            first = await client.responses.create(
+                model="grok-4.3",
+                input=[{"role": "user", "content": "capital of France?"}],
+                instructions="Be brief.",
+                reasoning={"effort": "medium"},
+                store=False,
+            )
+            cut = await client.responses.create(model="grok-4.3", input="long essay")
+            with pytest.raises(openai.InternalServerError):
+                await client.responses.create(model="grok-4.3", input="boom")
+            return [first, cut]
+
+    with FakeGrok(answers={"capital": "Paris"}) as server:
+        server.add_fault(Reply(finish_reason="length", content="It was a"), match="long")
+        server.add_fault(Reply(status=500, error="boom"), match="boom")
+        first, cut = asyncio.run(run(server))
+        log = server.log
+
+    assert (first.object, first.status, first.output_text) == ("response", "completed", "Paris")
+    assert first.reasoning is not None and first.reasoning.effort == "medium"
+    assert first.usage is not None and first.usage.output_tokens_details.reasoning_tokens == 0
+    assert first.usage.total_tokens == first.usage.input_tokens + first.usage.output_tokens
+    assert (cut.status, cut.output_text) == ("incomplete", "It was a")
+    assert cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"
+    assert [(e.path, e.prompt, e.status) for e in log] == [
+        ("/v1/responses", "capital of France?", 200),
+        ("/v1/responses", "long essay", 200),
+        ("/v1/responses", "boom", 500),
+    ]
+    assert server.requests_to("/v1/responses") == 3
+    assert server.requests_to("/v1/chat/completions") == 0
+
+
+def test_the_responses_api_wants_model_and_input(grok: FakeGrok) -> None:
+    status, _, data = post(grok.port, {"model": "grok-4.3"}, path="/v1/responses")
+
+    assert status == 400
+    assert "`input` is missing" in json.loads(data)["error"]
+
+
+def test_models_lists_the_catalog_with_effort_capabilities(grok: FakeGrok) -> None:
+    status, _, data = post(grok.port, b"", path="/v1/models", method="GET")
+
+    models = {model["id"]: model for model in json.loads(data)["data"]}
+    assert status == 200
+    assert models["grok-4.3"]["aliases"] == ["grok-4.3-latest"]
+    assert models["grok-4.3"]["capabilities"] == {
+        "reasoning_effort": ["none", "low", "medium", "high", "xhigh"],
+        "default_reasoning_effort": "low",
+    }
+    assert models["grok-4.7"]["capabilities"]["default_reasoning_effort"] == "high"
+    assert models["grok-4.20-0309-non-reasoning"]["capabilities"] == {}
+    assert (grok.models_requests, grok.request_count) == (1, 0)
+
+
+def test_a_custom_catalog_replaces_the_default() -> None:
+    with FakeGrok(models={"tiny": ModelSpec(efforts=("low",), default_effort="low")}) as server:
+        data = json.loads(post(server.port, b"", path="/v1/models", method="GET")[2])
+
+    assert [model["id"] for model in data["data"]] == ["tiny"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ({"model": "grok-9"}, 404, "The model grok-9 does not exist or your team fake-team"),
+        (
+            {"model": "grok-4.20-non-reasoning", "presence_penalty": 0},
+            400,
+            "Model grok-4.20-0309-non-reasoning does not support parameter presencePenalty",
+        ),
+        (
+            {"model": "grok-4.20-0309-reasoning", "reasoning_effort": "low"},
+            400,
+            "Model grok-4.20-0309-reasoning does not support parameter reasoningEffort",
+        ),
+        ({"model": "grok-4.7", "stop": ["\n"]}, 400, "does not support parameter stop"),
+        ({"model": "grok-4.5", "reasoning_effort": "none"}, 400, "reasoning effort 'none'"),
+    ],
+)
+def test_an_enforced_catalog_refuses_like_xai(
+    body: dict[str, Any], status: int, error: str
+) -> None:
+    request = {**chat_body("hi"), **body}
+    with FakeGrok(enforce_models=True) as server:
+        got, _, data = post(server.port, request)
+        ok = post(server.port, {**chat_body("hi"), "model": "grok-4.3-latest"})
+
+    assert got == status
+    answer = json.loads(data)
+    assert answer["code"] == ("not-found" if status == 404 else "invalid-argument")
+    assert error in answer["error"]
+    assert (ok[0], json.loads(ok[2])["model"]) == (200, "grok-4.3")
+
+
+def test_every_response_carries_its_own_request_id(grok: FakeGrok) -> None:
+    grok.add_fault(Reply(status=503), first=1)
+    replies = [
+        post(grok.port, chat_body("hi")),
+        post(grok.port, chat_body("hi")),
+        post(grok.port, b"", path="/v1/models", method="GET"),
+        post(grok.port, b"", path="/v1/nowhere", method="GET"),
+    ]
+
+    assert [status for status, _, _ in replies] == [503, 200, 200, 404]
+    ids = {headers["x-request-id"] for _, headers, _ in replies}
+    assert len(ids) == 4
+
+
+def test_a_request_over_the_per_minute_limit_gets_xai_429() -> None:
+    with FakeGrok(requests_per_minute=2, tokens_per_minute=1000) as server:
+        replies = [post(server.port, chat_body("hi")) for _ in range(3)]
+        rate_limited = server.rate_limited
+
+    (first, first_headers, _), (_, second_headers, _), (status, headers, data) = replies
+    assert (first, status, rate_limited) == (200, 429, 1)
+    assert json.loads(data) == {
+        "code": "resource-exhausted",
+        "error": "Too many requests for team fake-team and model grok-4. Your team's rate limit "
+        "is — Requests per Minute (actual/limit): 3/2. Please slow down or contact support to "
+        "raise it.",
+    }
+    assert "x-ratelimit-limit-requests" not in headers
+    assert first_headers["x-ratelimit-limit-requests"] == "2"
+    assert (first_headers["x-ratelimit-remaining-requests"], second_headers[
+        "x-ratelimit-remaining-requests"
+    ]) == ("1", "0")
+    assert first_headers["x-ratelimit-limit-tokens"] == "1000"
+    assert int(second_headers["x-ratelimit-remaining-tokens"]) < int(
+        first_headers["x-ratelimit-remaining-tokens"]
+    ) < 1000
+
+
+def test_a_burst_over_the_per_second_limit_is_refused_per_second() -> None:
+    with FakeGrok(requests_per_second=2) as server:
+        with pytest.raises(openai.RateLimitError) as raised:
+            ask(server, *(f"q{i}" for i in range(10)))
+        refused = server.rate_limited
+
+    assert "Requests per Second (actual/limit): 3/2" in str(raised.value.body)
+    assert refused >= 1
+
+
+def test_the_command_line_sets_limits_the_catalog_and_new_reply_fields() -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest_grokeval.testing",
+        "--requests-per-second",
+        "50",
+        "--enforce-models",
+        "--fault",
+        "match=coded,status=429,code=resource-exhausted,echo_authorization=1",
+        "--fault",
+        "match=empty,null_content=true,reasoning_tokens=3",
+    ]
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().split()[1]
+            port = int(url.rsplit(":", 1)[1].split("/")[0])
+            unknown = post(port, chat_body("hi"))
+            known = {"model": "grok-4.3", "messages": [{"role": "user", "content": "x"}]}
+            coded = post(port, {**known, "messages": [{"role": "user", "content": "coded"}]})
+            empty = post(port, {**known, "messages": [{"role": "user", "content": "empty"}]})
+        finally:
+            process.terminate()
+
+    assert (unknown[0], json.loads(unknown[2])["code"]) == (404, "not-found")
+    assert json.loads(coded[2]) == {
+        "code": "resource-exhausted",
+        "error": "injected 429; got header Authorization: Bearer k",
+    }
+    completion = json.loads(empty[2])
+    assert completion["choices"][0]["message"]["content"] is None
+    assert completion["usage"]["completion_tokens_details"]["reasoning_tokens"] == 3
+    assert empty[1]["x-ratelimit-limit-requests"] == "50"
+
+
+def test_the_command_line_refuses_an_unknown_fault_key() -> None:
+    command = [sys.executable, "-m", "pytest_grokeval.testing", "--fault", "every=2,colour=red"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert "'colour=red' is not key=value with a key among: every, first" in result.stderr
+
+
+def test_extra_routes_are_served_next_to_the_api_across_restarts() -> None:
+    async def batches(request: web.Request) -> web.Response:
+        return web.json_response({"requests_so_far": request.app[GROK].request_count})
+
+    server = FakeGrok(routes=[web.get("/v1/batches", batches)])
+    answers = []
+    for _ in range(2):
+        with server:
+            post(server.port, chat_body("hi"))
+            answers.append(post(server.port, b"", path="/v1/batches", method="GET"))
+
+    assert [(status, json.loads(data)) for status, _, data in answers] == [
+        (200, {"requests_so_far": 1}),
+        (200, {"requests_so_far": 2}),
+    ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, INI, Project
 
-from pytest_grokeval.fake_grok import Reply
+from pytest_grokeval.testing import Reply
 
 
 def many_cases(n: int, prefix: str = "case") -> str:

@@ -97,3 +97,8 @@ def test_the_python_test_example_runs(project: Project) -> None:
 
     result.assert_outcomes(passed=2)
     assert project.server.request_count == 2
+
+
+def test_the_fake_grok_example_runs() -> None:
+    (example,) = [b for b in blocks("python") if b.startswith("# try_fake_grok.py")]
+    exec(compile(example, "try_fake_grok.py", "exec"), {})

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from conftest import Project
 
-from pytest_grokeval.fake_grok import Reply
 from pytest_grokeval.report.schema import REPORT_SCHEMA, validator
+from pytest_grokeval.testing import Reply
 
 # The fake answers "You said: <prompt>", so a case passes when it expects words of its prompt.
 SUPPORT = """

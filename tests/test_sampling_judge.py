@@ -10,7 +10,7 @@ import pytest
 from conftest import Project
 
 from pytest_grokeval.checks.judge import JUDGE_SYSTEM
-from pytest_grokeval.fake_grok import FakeRequest, Reply
+from pytest_grokeval.testing import FakeRequest, Reply
 
 RIGHT, WRONG = "The answer is 42.", "I do not know."
 

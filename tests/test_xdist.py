@@ -12,7 +12,7 @@ import pytest
 from conftest import Project
 from test_plugin import many_cases
 
-from pytest_grokeval.fake_grok import FakeRequest, Reply
+from pytest_grokeval.testing import FakeRequest, Reply
 
 XDIST = pytest.mark.parametrize(
     "xdist", [[], ["-n", "2"], ["-n", "3"]], ids=["no-xdist", "n2", "n3"]

@@ -14,14 +14,19 @@ from pytest_grokeval.checks.judge import JudgeError, grader_request, parse_rubri
 from pytest_grokeval.checks.registry import CHECKS, Check, CheckResult, run_checks
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.budgets import estimate_request_cost
-from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats
+from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats, default_client
 from pytest_grokeval.engine.errors import FatalAPIError
 from pytest_grokeval.options import Settings
 from pytest_grokeval.prefetch.sampling import Plan
 from pytest_grokeval.recordings.store import RecordingError, RecordingStore, recordings_path
 
 if TYPE_CHECKING:
+    import openai
+
     from pytest_grokeval.report.terminal import Progress
+
+    # config.hook.pytest_grokeval_make_client: called with settings=..., returns a client or None.
+    ClientHook = Callable[..., openai.AsyncOpenAI | None]
 
 T = TypeVar("T")
 
@@ -57,9 +62,12 @@ class Counts:
 class GrokRun:
     """Lives for one pytest session: created in pytest_configure, read until the summary."""
 
-    def __init__(self, settings: Settings, rootpath: Path) -> None:
+    def __init__(
+        self, settings: Settings, rootpath: Path, make_client: ClientHook | None = None
+    ) -> None:
         self.settings = settings
         self.rootpath = rootpath
+        self._make_client = make_client
         # Sample outcomes by (item key, sample), and grader replies by (key, sample, check).
         self.outcomes: dict[tuple[str, int], Outcome] = {}
         self.graded: dict[tuple[str, int, str], Outcome] = {}
@@ -130,6 +138,7 @@ class GrokRun:
             self._engine_settings(),
             on_result=self._received,
             on_progress=progress.update if progress else None,
+            client_factory=self._client,
         )
         try:
             to_send = self._to_send(jobs)
@@ -179,6 +188,11 @@ class GrokRun:
         if found is not None:
             self.counts.replayed += 1
         return found
+
+    def _client(self, settings: EngineSettings) -> openai.AsyncOpenAI:
+        """The client from a pytest_grokeval_make_client implementation, else the default."""
+        made = None if self._make_client is None else self._make_client(settings=settings)
+        return made if made is not None else default_client(settings)
 
     def _engine_settings(self) -> EngineSettings:
         s = self.settings

@@ -1,0 +1,105 @@
+"""``python -m pytest_grokeval.testing``: run the fake Grok server until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from .faults import FaultRule, FaultSpecError, parse_fault_spec
+from .server import FakeGrok
+
+
+def _fault(spec: str) -> FaultRule:
+    try:
+        return parse_fault_spec(spec)
+    except FaultSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _load_answers(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            answers = json.load(file)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
+    if not isinstance(answers, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in answers.items()
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{path}: expected a JSON object mapping prompt substrings to answer strings"
+        )
+    return answers
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_grokeval.testing",
+        description="Serve a fake xAI Grok API until SIGTERM or SIGINT, after printing "
+        "'READY <url>'. Point --grok-base-url at that URL.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--answers", type=_load_answers, default={}, metavar="FILE.json")
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="e.g. every=3,status=429,retry_after=1 or match=boom,status=500,times=2 or "
+        "first=1,trickle=0.5; keys: every first match times and any scalar Reply field",
+    )
+    parser.add_argument(
+        "--api-key", action="append", dest="api_keys", metavar="KEY",
+        help="accept only this key (repeatable; default: any Bearer key)",
+    )
+    parser.add_argument("--requests-per-second", type=_positive, metavar="N")
+    parser.add_argument("--requests-per-minute", type=_positive, metavar="N")
+    parser.add_argument("--tokens-per-minute", type=_positive, metavar="N")
+    parser.add_argument(
+        "--enforce-models",
+        action="store_true",
+        help="404 for models outside the catalog, 400 for parameters a model refuses",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT, after printing ``READY <url>``."""
+    args = _parser().parse_args(argv)
+    server = FakeGrok(
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        answers=args.answers,
+        api_keys=args.api_keys,
+        enforce_models=args.enforce_models,
+        requests_per_second=args.requests_per_second,
+        requests_per_minute=args.requests_per_minute,
+        tokens_per_minute=args.tokens_per_minute,
+    )
+    for rule in args.fault:
+        server.faults.add(rule)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    with server:
+        print(f"READY {server.url}", flush=True)
+        done.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

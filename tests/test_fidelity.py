@@ -6,7 +6,8 @@ import json
 
 from conftest import Project
 
-from pytest_grokeval.fake_grok import Reply
+from pytest_grokeval.report.schema import validator
+from pytest_grokeval.testing import Reply
 
 REFUSAL = "I can't help with that."
 
@@ -89,9 +90,13 @@ def test_tool_calls_are_checked_recorded_and_shown(project: Project) -> None:
         """,
     )
 
-    result = project.run()
+    result = project.run("--grok-report", "report.json")
 
     result.assert_outcomes(passed=1, failed=1)
+    report = json.loads((project.path / "report.json").read_text())
+    assert list(validator().iter_errors(report)) == []
+    (sample,) = next(i for i in report["items"] if i["name"] == "calls")["samples"]
+    assert sample["response"]["tool_calls"] == [call]
     result.stdout.fnmatch_lines(
         [
             "*got the model returned no text (tool call get_weather)",

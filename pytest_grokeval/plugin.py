@@ -106,7 +106,7 @@ def _prefetch(session: pytest.Session) -> None:
             with xdist.heartbeat(directory):
                 fatal = _fetch(run, jobs, None)
         finally:
-            xdist.publish(directory, run.outcomes, run.graded, fatal)
+            xdist.publish(directory, run.outcomes, run.graded, fatal, run.checked_json())
     else:
         fatal = _follow(run, jobs, directory)
     if fatal is not None:
@@ -124,13 +124,14 @@ def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str 
 
 def _follow(run: GrokRun, jobs: Sequence[Job], directory: Path) -> str | None:
     try:
-        outcomes, graded, fatal = xdist.wait_for_leader(directory)
+        outcomes, graded, fatal, checked = xdist.wait_for_leader(directory)
     except xdist.LeaderLost as exc:
         lost = FetchError(str(exc), kind="leader")
         outcomes = {(job.key, r.sample): lost for job in jobs for r in job.requests}
-        graded, fatal = {}, None
+        graded, fatal, checked = {}, None, []
     run.outcomes.update(outcomes)
     run.graded.update(graded)
+    run.adopt_checked(checked, jobs)
     return fatal
 
 

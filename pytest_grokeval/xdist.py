@@ -116,10 +116,12 @@ def publish(
     outcomes: dict[tuple[str, int], Outcome],
     graded: Graded,
     fatal: str | None,
+    checked: list[Any] | None = None,
 ) -> None:
-    """Write every outcome and grader reply for the followers, atomically."""
+    """Write every outcome, grader reply and kept check result for the followers, atomically."""
     document = {
         "fatal": fatal,
+        "checked": checked or [],
         "outcomes": [[key, sample, *_dump(o)] for (key, sample), o in outcomes.items()],
         "graded": [[key, sample, name, *_dump(o)] for (key, sample, name), o in graded.items()],
     }
@@ -131,7 +133,7 @@ def publish(
 
 def wait_for_leader(
     directory: Path,
-) -> tuple[dict[tuple[str, int], Outcome], Graded, str | None]:
+) -> tuple[dict[tuple[str, int], Outcome], Graded, str | None, list[Any]]:
     """Read the leader's outcomes once written; raise LeaderLost if it died first."""
     path = directory / OUTCOMES
     while not path.exists():
@@ -145,7 +147,7 @@ def wait_for_leader(
         (key, sample, name): _load(kind, data)
         for key, sample, name, kind, data in document["graded"]
     }
-    return outcomes, graded, document["fatal"]
+    return outcomes, graded, document["fatal"], document.get("checked") or []
 
 
 def _alive(pid: int) -> bool:

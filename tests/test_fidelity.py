@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import Project
 
 from pytest_grokeval.report.schema import validator
@@ -155,7 +156,8 @@ def test_two_folders_each_with_checks_py_run_their_own(project: Project) -> None
         result.stdout.fnmatch_lines([f"*got ran {team}" for team in teams])
 
 
-def test_a_python_check_runs_once_per_sample(project: Project) -> None:
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_a_python_check_runs_once_per_sample(project: Project, xdist: list[str]) -> None:
     project.suite(
         "checks_log.py",
         """
@@ -166,22 +168,19 @@ def test_a_python_check_runs_once_per_sample(project: Project) -> None:
                 log.write(response.text + "\\n")
         """,
     )
-    project.suite(
-        "test_once.yaml",
-        """
-        cases:
-          - id: thrice
-            prompt: Say hi.
-            repeat: 3
-            expect: {python: "checks_log:logged"}
-        """,
+    cases = "".join(
+        f"  - {{id: c{n}, prompt: Say {n}., repeat: 3, expect: {{python: 'checks_log:logged'}}}}\n"
+        for n in range(4)
     )
+    project.suite("test_once.yaml", "cases:\n" + cases)
+    log = project.path / "calls.log"
 
-    project.run().assert_outcomes(passed=1)
-    assert len((project.path / "calls.log").read_text().splitlines()) == 3
+    project.run(*xdist).assert_outcomes(passed=4)
+    assert len(log.read_text().splitlines()) == 4 * 3
     # Replayed, too.
-    project.run("--grok-record=none").assert_outcomes(passed=1)
-    assert len((project.path / "calls.log").read_text().splitlines()) == 6
+    log.unlink()
+    project.run("--grok-record=none", *xdist).assert_outcomes(passed=4)
+    assert len(log.read_text().splitlines()) == 4 * 3
 
 
 def test_an_alias_bomb_under_params_is_a_collection_error(project: Project) -> None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pytest_grokeval.checks.judge import JudgeError, grader_request, parse_rubric
 from pytest_grokeval.checks.registry import CHECKS, Check, CheckResult, run_checks
@@ -130,6 +130,30 @@ class GrokRun:
             for c in checks
             if (key, sample, c.name) in self.graded
         }
+
+    def checked_json(self) -> list[list[Any]]:
+        """The kept check results as JSON rows, for xdist followers: [key, sample, judge
+        problem or None, [[check name, passed, expected, got], ...] or None]."""
+        rows: list[list[Any]] = []
+        for (key, sample), got in self.checked.items():
+            if isinstance(got, JudgeError):
+                rows.append([key, sample, str(got), None])
+            else:
+                results = [[r.check.name, r.passed, r.expected, r.got] for r in got]
+                rows.append([key, sample, None, results])
+        return rows
+
+    def adopt_checked(self, rows: Sequence[list[Any]], jobs: Sequence[Job]) -> None:
+        """Keep the leader's check results (checked_json rows), so that no check runs twice."""
+        checks = {job.key: {check.name: check for check in job.checks} for job in jobs}
+        for key, sample, problem, results in rows:
+            if problem is not None:
+                self.checked[(key, sample)] = JudgeError(problem)
+            elif key in checks and all(row[0] in checks[key] for row in results):
+                self.checked[(key, sample)] = [
+                    CheckResult(checks[key][name], passed, expected, got)
+                    for name, passed, expected, got in results
+                ]
 
     def prefetch(self, jobs: Sequence[Job], progress: Progress | None) -> None:
         """Replay what recordings hold, send the rest at once, record what came back."""

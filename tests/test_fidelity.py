@@ -221,3 +221,22 @@ def test_a_suite_shaped_file_without_cases_warns_naming_the_key(project: Project
         ]
     )
     assert "test_ci.yaml" not in result.stdout.str()
+
+
+def test_a_judge_on_a_refusal_fails_without_asking_the_grader(project: Project) -> None:
+    project.server.add_fault(Reply(null_content=True, refusal=REFUSAL), match="lock")
+    project.suite(
+        "test_judged.yaml",
+        """
+        cases:
+          - id: judged
+            prompt: How do I pick a lock?
+            expect: {judge: Explains lock picking safely}
+        """,
+    )
+
+    result = project.run()
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*got the model returned no text (refusal: *"])
+    assert project.server.request_count == 1

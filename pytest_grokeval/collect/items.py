@@ -13,7 +13,7 @@ from pytest_grokeval.checks.judge import JudgeError
 from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message, run_checks
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
-from pytest_grokeval.messages import describe_response
+from pytest_grokeval.messages import describe_response, no_text
 from pytest_grokeval.prefetch.run import GrokRun, Job, grader_name
 from pytest_grokeval.prefetch.sampling import Plan, rate_line
 
@@ -155,8 +155,12 @@ class GrokItem(pytest.Item):
         for sample in self._seen:
             failed = [r.check.name for r in sample.results or [] if not r.passed]
             verdict = "FAIL " + ", ".join(failed) if failed else "pass"
-            text = sample.outcome.text if isinstance(sample.outcome, Completion) else ""
-            lines.append(f"  sample {sample.request.sample}: {verdict}: {text[:60]!r}")
+            outcome = sample.outcome
+            if isinstance(outcome, Completion) and not outcome.has_text:
+                shown = no_text(outcome)
+            else:
+                shown = repr(outcome.text[:60] if isinstance(outcome, Completion) else "")
+            lines.append(f"  sample {sample.request.sample}: {verdict}: {shown}")
         return "\n".join(lines) + "\n\nfirst failing sample:\n" + failures[0]
 
     def _record_properties(self, completions: list[Completion]) -> None:

@@ -1052,9 +1052,19 @@ cases:
 
 def test_an_alias_bomb_is_an_error_naming_the_anchor(tmp_path: Path) -> None:
     assert problems(tmp_path, ALIAS_BOMB) == [
-        "test_x.yaml:8: aliases expand this value past 1,000,000 values: "
-        "the value anchored at line 7 is repeated 9 times here"
+        "test_x.yaml:6: aliases repeat the value anchored here until they add more than "
+        "100,000 values to the suite (see 'YAML limits' in the README)"
     ]
+
+
+def test_many_repeats_of_a_small_anchored_value_are_fine(tmp_path: Path) -> None:
+    # 2,500 cases share one 51-value expect: aliases add 127,500 values, under ten per value
+    # written in the file.
+    words = ", ".join(f"w{n}" for n in range(48))
+    cases = "".join(f"  - {{id: c{n}, prompt: Hi {n}, expect: *common}}\n" for n in range(2_500))
+    text = f"cases:\n  - id: first\n    prompt: Hi\n    expect: &common {{contains: [{words}]}}\n"
+    suite = load(tmp_path, text + cases)
+    assert suite is not None and len(suite.items) == 2_501
 
 
 @pytest.mark.parametrize("depth", [101, 500, 100_000])

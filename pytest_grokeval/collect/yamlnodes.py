@@ -14,7 +14,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from pytest_grokeval.messages import plural, shorten
+from pytest_grokeval.messages import shorten
 
 try:
     # libyaml is faster, and it reads plain text ending in "?" inside a flow mapping the way
@@ -33,8 +33,12 @@ _TEMPLATE_HINT = "; a value that starts with '{{' must be in quotes"
 
 MAX_DEPTH = 100
 """Deepest nesting of mappings and lists a suite may have (README, "YAML limits")."""
-MAX_VALUES = 1_000_000
-"""Most values a suite may hold once its aliases are expanded (README, "YAML limits")."""
+MAX_ALIASED = 100_000
+ALIAS_RATIO = 10
+"""Aliases may add MAX_ALIASED values to a suite, plus ALIAS_RATIO for every value written
+above them (README, "YAML limits"): many repeats of a small anchored mapping are fine, an
+anchor of anchors that multiplies is not. Every later step (validation, vars, fingerprints)
+walks the expanded values, so this bounds them all by the size of the file."""
 # libyaml composes nesting recursively in C and crashes the process somewhere past 20,000
 # levels, so text that could nest deeper than this is first scanned event by event.
 _SCAN_ABOVE = 5_000
@@ -153,18 +157,18 @@ class _Converter:
         self._constructor = SafeConstructor()
         self._done: dict[int, Node] = {}  # by id() of the YAML node: aliases are shared nodes
         self._open: set[int] = set()
-        # Values each Node stands for once aliases are expanded, by id() of the Node, and the
-        # Nodes an alias refers to: the expanded size is counted without expanding anything.
+        # Values each Node stands for once aliases are expanded, by id() of the Node, and how
+        # many values aliases have added so far: counted without expanding anything.
         self._sizes: dict[int, int] = {}
-        self._aliased: set[int] = set()
+        self._added = 0
+        self._over = False
         self.problems: list[Problem] = []
 
     def convert(self, ynode: yaml.Node, depth: int = 0) -> Node:
         key = id(ynode)
         if key in self._done:
             node = self._done[key]
-            self._aliased.add(id(node))
-            return node
+            return self._repeated(node)
         line = ynode.start_mark.line + 1
         if key in self._open:
             self.problems.append((line, "an alias refers to a value that contains it"))
@@ -208,23 +212,26 @@ class _Converter:
         self.problems.append((mark.line + 1, f"{exc.problem} (column {mark.column + 1})"))
 
     def _sized(self, node: Node) -> Node:
-        """The node, or a broken stand-in once aliases make it hold more than MAX_VALUES."""
         children = [*node.fields.values(), *node.items]
-        size = 1 + len(node.fields) + sum(self._sizes.get(id(child), 1) for child in children)
-        if size <= MAX_VALUES:
-            self._sizes[id(node)] = size
+        self._sizes[id(node)] = 1 + len(node.fields) + sum(
+            self._sizes.get(id(child), 1) for child in children
+        )
+        return node
+
+    def _repeated(self, node: Node) -> Node:
+        """An alias's value, or a broken stand-in once aliases add more than MAX_ALIASED."""
+        self._added += self._sizes.get(id(node), 1)
+        if self._added <= MAX_ALIASED + ALIAS_RATIO * len(self._done):
             return node
-        aliased = [child for child in children if id(child) in self._aliased]
-        if aliased:
-            anchor = max(aliased, key=lambda child: self._sizes.get(id(child), 1))
-            times = sum(1 for child in children if child is anchor)
-            why = (
-                f"aliases expand this value past {MAX_VALUES:,} values: the value anchored "
-                f"at line {anchor.line} is repeated {plural(times, 'time')} here"
+        if not self._over:  # reported once, at the anchor whose repeats crossed the limit
+            self._over = True
+            self.problems.append(
+                (
+                    node.line,
+                    f"aliases repeat the value anchored here until they add more than "
+                    f"{MAX_ALIASED:,} values to the suite (see 'YAML limits' in the README)",
+                )
             )
-        else:
-            why = f"this value holds more than {MAX_VALUES:,} values; split the suite"
-        self.problems.append((node.line, why))
         return Node(None, node.line, broken=True)
 
     def _merged_pairs(self, ynode: MappingNode, seen: dict[int, int]) -> int:
@@ -247,7 +254,7 @@ class _Converter:
     def _mapping(self, ynode: MappingNode, line: int, depth: int) -> Node:
         own = {id(key) for key, _ in ynode.value if key.tag != _MERGE_TAG}
         try:
-            if len(own) < len(ynode.value) and self._merged_pairs(ynode, {}) > MAX_VALUES:
+            if len(own) < len(ynode.value) and self._merged_pairs(ynode, {}) > MAX_ALIASED:
                 raise _TooBig
             # Resolves `<<: *defaults` merge keys in place: merged pairs first, own pairs last.
             self._constructor.flatten_mapping(ynode)
@@ -255,7 +262,7 @@ class _Converter:
             self._marked(exc, ynode)
             ynode.value = [pair for pair in ynode.value if id(pair[0]) in own]
         except (_TooBig, RecursionError):
-            why = f"merge keys (<<) expand this mapping past {MAX_VALUES:,} values"
+            why = f"merge keys (<<) expand this mapping past {MAX_ALIASED:,} values"
             self.problems.append((line, why))
             ynode.value = [pair for pair in ynode.value if id(pair[0]) in own]
         broken = False

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_grokeval.collect import yamlnodes
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, Suite, SuiteError, load_suite
 
 SPEC_EXAMPLE = """\
@@ -1084,3 +1085,15 @@ def test_nesting_up_to_the_limit_loads(tmp_path: Path) -> None:
     depth = 100 - 4  # the document, the case list, the case and params hold it
     text = "cases:\n  - id: a\n    prompt: hi\n    params:\n      x: " + "[" * depth + "]" * depth
     assert load(tmp_path, text) is not None
+
+
+def test_deep_nesting_is_caught_before_an_old_libyaml_composes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libyaml before 0.2.6 crashes the process composing this; the plugin scans events first.
+    monkeypatch.setattr(yamlnodes, "_NESTING_BOUNDED", False)
+    head = "cases:\n  - id: a\n    prompt: hi\n    params:\n      x:\n        "
+    text = head + "- " * 6000 + "x\n"
+    assert problems(tmp_path, text) == [
+        "test_x.yaml:6: nesting deeper than 100 levels of mappings and lists"
+    ]

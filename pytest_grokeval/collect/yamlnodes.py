@@ -20,8 +20,14 @@ try:
     # libyaml is faster, and it reads plain text ending in "?" inside a flow mapping the way
     # YAML 1.2 does: `{role: assistant, content: How can I help?}` (SPEC §2) parses only there.
     from yaml import CSafeLoader as _Loader
+
+    # libyaml 0.2.6 refuses nesting past 1,000 levels itself; older ones recurse in C until
+    # the process crashes, and PyYAML's own composer until RecursionError.
+    _NESTING_BOUNDED = tuple(yaml.__dict__["_yaml"].get_version()) >= (0, 2, 6)
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+    _NESTING_BOUNDED = False
 
 # A problem found in a file: its 1-based line (None when no line applies) and the message.
 Problem = tuple[int | None, str]
@@ -39,8 +45,8 @@ ALIAS_RATIO = 10
 above them (README, "YAML limits"): many repeats of a small anchored mapping are fine, an
 anchor of anchors that multiplies is not. Every later step (validation, vars, fingerprints)
 walks the expanded values, so this bounds them all by the size of the file."""
-# libyaml composes nesting recursively in C and crashes the process somewhere past 20,000
-# levels, so text that could nest deeper than this is first scanned event by event.
+# libyaml before 0.2.6 composes nesting recursively in C and crashes the process somewhere
+# past 20,000 levels, so there text that could nest deeper than this is first scanned.
 _SCAN_ABOVE = 5_000
 _LEADING = re.compile(r"^[ \t?:-]*", re.MULTILINE)
 
@@ -106,6 +112,8 @@ def load_documents(text: str) -> list[Document]:
 
 def _refuse_deep_nesting(text: str) -> None:
     """Raise YamlSyntaxError for nesting deeper than MAX_DEPTH, before libyaml composes it."""
+    if _NESTING_BOUNDED:
+        return  # the converter reports it: libyaml composes what it accepts safely
     # Nesting needs a bracket or a deeper indentation (or "- " or "? " within it) per level.
     leading = max((len(m) for m in _LEADING.findall(text)), default=0)
     if text.count("[") + text.count("{") + leading + 2 <= _SCAN_ABOVE:

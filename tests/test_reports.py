@@ -13,6 +13,7 @@ import pytest
 from conftest import Project
 
 from pytest_grokeval.report.schema import REPORT_SCHEMA, validator
+from pytest_grokeval.report.terminal import percentile
 from pytest_grokeval.testing import Reply
 
 # The fake answers "You said: <prompt>", so a case passes when it expects words of its prompt.
@@ -396,3 +397,11 @@ def test_the_html_assets_are_declared_as_package_data() -> None:
     assets = {p.name for p in folder.iterdir() if p.suffix in (".css", ".js")}
     assert assets == {"report.css", "report.js"}
     assert assets <= set(declared)
+
+
+def test_latency_percentiles_are_the_values_below_which_that_share_of_requests_fall() -> None:
+    hundred_and_one = [float(ms) for ms in range(1, 102)]
+    assert percentile(hundred_and_one, 50) == 51.0
+    assert percentile(hundred_and_one, 95) == 96.0
+    assert percentile([30.0, 10.0, 20.0], 50) == 20.0
+    assert percentile([7.0], 95) == 7.0

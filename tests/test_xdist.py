@@ -12,7 +12,7 @@ import pytest
 from conftest import Project
 from test_plugin import many_cases
 
-from pytest_grokeval.testing import FakeRequest, Reply
+from pytest_grokeval.testing import FakeGrok, FakeRequest, Reply
 
 XDIST = pytest.mark.parametrize(
     "xdist", [[], ["-n", "2"], ["-n", "3"]], ids=["no-xdist", "n2", "n3"]
@@ -130,3 +130,18 @@ def test_a_leader_that_dies_fails_the_other_workers_items_with_a_clear_message(
         ["*the xdist worker fetching responses for the run (pid *) exited before it finished*"]
     )
     assert project.server.request_count == 1
+
+
+def test_an_error_that_stops_the_run_reaches_the_other_workers_instead_of_failing_their_items(
+    project: Project,
+) -> None:
+    project.suite("test_a.yaml", many_cases(8, "a"))
+    with FakeGrok(api_keys={"xai-some-other-key"}) as strict:
+        # A worker that stops the run counts as crashed for xdist, which would start up to 8
+        # more, each stopping at once too: not the behaviour under test, only slower.
+        result = project.run("-n", "2", "--max-worker-restart=0", "--grok-base-url", strict.url)
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["grokeval: HTTP 400: Incorrect API key provided*"])
+    # A worker that did not hear of the error would run its items as "not sent" failures.
+    assert "not sent" not in result.stdout.str()
+    assert not [line for line in result.outlines if " PASSED" in line]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_grokeval import recordings
 from pytest_grokeval.data import ChatRequest, Completion, Usage
+from pytest_grokeval.recordings import store as recordings
 from pytest_grokeval.recordings.store import RecordingStore, recordings_path
 
 

@@ -74,6 +74,7 @@ class GrokRun:
         # Check results of the samples the prefetch checked to decide when to stop sampling,
         # or the judge problem that left one undecided: items show these, never re-run them.
         self.checked: dict[tuple[str, int], list[CheckResult] | JudgeError] = {}
+        self._adopted: dict[tuple[str, int], tuple[str | None, list[Any]]] = {}
         self.counts = Counts()
         self.engine_stats = EngineStats()
         # Per suite file: every recording key its collected items may use, and item names.
@@ -143,17 +144,31 @@ class GrokRun:
                 rows.append([key, sample, None, results])
         return rows
 
-    def adopt_checked(self, rows: Sequence[list[Any]], jobs: Sequence[Job]) -> None:
-        """Keep the leader's check results (checked_json rows), so that no check runs twice."""
-        checks = {job.key: {check.name: check for check in job.checks} for job in jobs}
+    def adopt_checked(self, rows: Sequence[list[Any]]) -> None:
+        """Keep the fetching worker's check results (checked_json rows), so that no check
+        runs twice under xdist; kept() matches them to the item's checks."""
         for key, sample, problem, results in rows:
-            if problem is not None:
-                self.checked[(key, sample)] = JudgeError(problem)
-            elif key in checks and all(row[0] in checks[key] for row in results):
-                self.checked[(key, sample)] = [
-                    CheckResult(checks[key][name], passed, expected, got)
-                    for name, passed, expected, got in results
-                ]
+            self._adopted[(key, sample)] = (problem, results)
+
+    def kept(
+        self, key: str, sample: int, checks: Sequence[Check]
+    ) -> list[CheckResult] | JudgeError | None:
+        """The results the prefetch kept for one sample, or None when it checked none."""
+        if (key, sample) in self.checked:
+            return self.checked[(key, sample)]
+        adopted = self._adopted.get((key, sample))
+        if adopted is None:
+            return None
+        problem, results = adopted
+        if problem is not None:
+            return JudgeError(problem)
+        by_name = {check.name: check for check in checks}
+        if [row[0] for row in results] != [check.name for check in checks]:
+            return None  # another worker's checks differ: check here instead
+        return [
+            CheckResult(by_name[name], passed, expected, got)
+            for name, passed, expected, got in results
+        ]
 
     def prefetch(self, jobs: Sequence[Job], progress: Progress | None) -> None:
         """Replay what recordings hold, send the rest at once, record what came back."""

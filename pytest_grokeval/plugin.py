@@ -15,6 +15,7 @@ from pytest_grokeval.data import Completion
 from pytest_grokeval.prefetch.run import GrokRun
 from pytest_grokeval.prefetch.session import prefetch_session, will_run_tests
 from pytest_grokeval.recordings.store import DIRNAME
+from pytest_grokeval.redaction import OutputGuard
 from pytest_grokeval.report import files
 from pytest_grokeval.report.terminal import header, summary_lines
 
@@ -32,7 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once, so that a bad value stops pytest before collection."""
     make_client = config.hook.pytest_grokeval_make_client
-    config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath, make_client)
+    run = GrokRun(options.resolve(config), config.rootpath, make_client)
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(OutputGuard(run.redact), "grokeval-redaction")
     config.addinivalue_line("markers", marker.MARKER_HELP)
     files.register(config)
     xdist.register(config)

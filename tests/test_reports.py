@@ -282,8 +282,8 @@ def test_a_baseline_lists_fixes_new_and_removed_cases_and_changed_responses(
     ("content", "message"),
     [
         ('{"version": 1,\n "items": [}', "baseline.json:2: malformed baseline: Expecting value"),
-        ('{"version": 1, "items": 3}', "baseline.json: malformed baseline: at "),
-        ("[]", "baseline.json: malformed baseline: at the top level, [] is not of type"),
+        ('{"version": 1, "items": 3}', "baseline.json:1: malformed baseline: at "),
+        ("[]", "baseline.json:1: malformed baseline: at the top level, [] is not of type"),
         ('{"version": 7}', "baseline.json: baseline report version 7 is not supported"),
         (None, "baseline.json: cannot read the baseline: No such file or directory"),
     ],

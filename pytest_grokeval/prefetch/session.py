@@ -58,5 +58,5 @@ def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str 
     try:
         run.prefetch(jobs, progress)
     except (FatalAPIError, BudgetExceeded) as exc:
-        run.fatal = f"grokeval: {exc}"
+        run.fatal = run.redact(f"grokeval: {exc}")
     return run.fatal

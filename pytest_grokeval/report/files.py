@@ -14,6 +14,7 @@ from pytest_grokeval import __version__, xdist
 from pytest_grokeval.collect import marker
 from pytest_grokeval.collect.items import RUN_KEY, GrokItem
 from pytest_grokeval.data import Usage
+from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.recordings.store import write_atomic
 from pytest_grokeval.report.baseline import compare, summary_lines
 from pytest_grokeval.report.html import render_html
@@ -73,6 +74,7 @@ class ReportsPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         settings = config.stash[RUN_KEY].settings
+        self._redact = settings.redactor
         # Relative to where pytest was started, like --junitxml, even if a test changes directory.
         start = config.invocation_params.dir
         self._outputs = [
@@ -116,6 +118,7 @@ class ReportsPlugin:
         document = build_document(items, self._comparison)
         for kind, path in self._outputs:
             text = render_json(document) if kind == "JSON" else render_html(document)
+            text = clean_text(self._redact(text))
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, text)

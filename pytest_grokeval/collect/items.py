@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
+from _pytest._io import TerminalWriter
 
 from pytest_grokeval.checks.judge import JudgeError
 from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message, run_checks
@@ -192,11 +193,32 @@ class GrokItem(pytest.Item):
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GrokFailure):
-            return str(excinfo.value)
+            return FailureRepr(str(excinfo.value))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int, str]:
         return self.path, self.spec.line, f"grok case: {self.spec.name}"
+
+
+@dataclass(frozen=True)
+class _Crash:
+    message: str
+
+    def __str__(self) -> str:  # what --tb=line prints
+        return self.message.partition("\n")[0]
+
+
+class FailureRepr(TerminalRepr):
+    """A failed item's text. Its `reprcrash` is what pytest 8 reads to end the short summary
+    line with the failure's first line (pytest 9 also reads a plain string)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.reprcrash = _Crash(text)
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
 
 
 @dataclass

@@ -31,12 +31,18 @@ def header(settings: Settings, recordings: str) -> str:
     )
 
 
+def _isatty(reporter: pytest.TerminalReporter) -> bool:
+    # pytest < 8.4.1 has `isatty` as a bool attribute; later ones a method (also truthy).
+    isatty: object = reporter.isatty
+    return bool(isatty() if callable(isatty) else isatty)
+
+
 class Progress:
     """A throttled one-line display on a terminal; one final line elsewhere; silent under -q."""
 
     def __init__(self, reporter: pytest.TerminalReporter | None, *, quiet: bool) -> None:
         self._reporter = None if quiet else reporter
-        self._tty = bool(reporter is not None and reporter.isatty())
+        self._tty = reporter is not None and _isatty(reporter)
         self._last = 0.0
         self._shown = False
 

@@ -56,12 +56,14 @@ def describe_response(c: Completion, limit: int = 600) -> str:
     the refusal and tool calls the API returned beside it."""
     facts = [f"model {c.model}"] if c.model else []
     facts.append(f"{c.latency_ms:.0f} ms")
-    tokens = f"{c.usage.prompt_tokens} in + {c.usage.output_tokens} out tokens"
-    if c.usage.reasoning_tokens:
-        tokens += f" ({c.usage.reasoning_tokens} reasoning)"
-    facts.append(tokens)
-    if c.cost_usd is not None:
-        facts.append(f"${c.cost_usd:.6f}")
+    if c.usage is None:
+        facts.append("tokens unknown (no usage reported)")
+    else:
+        tokens = f"{c.usage.prompt_tokens} in + {c.usage.output_tokens} out tokens"
+        if c.usage.reasoning_tokens:
+            tokens += f" ({c.usage.reasoning_tokens} reasoning)"
+        facts.append(tokens)
+    facts.append("cost unknown" if c.cost_usd is None else f"${c.cost_usd:.6f}")
     if c.finish_reason != "stop":
         facts.append(f"finish_reason {c.finish_reason!r}")
     facts.append("replayed" if c.replayed else "live")
@@ -95,7 +97,7 @@ def no_text(c: Completion) -> str:
         names = ", ".join(call.name for call in c.tool_calls)
         why = f"{'tool call' if len(c.tool_calls) == 1 else 'tool calls'} {names}"
     elif c.finish_reason == "length":
-        spent = c.usage.reasoning_tokens
+        spent = c.usage.reasoning_tokens if c.usage is not None else 0
         after = f" after {plural(spent, 'reasoning token')}" if spent else ""
         why = f"finish_reason length{after}: raise max_tokens"
     else:

@@ -7,7 +7,7 @@ import functools
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pytest_grokeval.engine.pricing import Price
 from pytest_grokeval.recordings.store import MODES
 from pytest_grokeval.redaction import Redactor
 
@@ -50,7 +51,7 @@ def _positive_number(text: str) -> float:
     except ValueError:
         raise ValueError(f"must be a number, got {text!r}") from None
     if not value > 0 or math.isinf(value):
-        raise ValueError(f"must be positive, got {value:g}")
+        raise ValueError(f"must be a positive finite number, got {value:g}")
     return value
 
 
@@ -110,11 +111,11 @@ OPTIONS = [
     Option("--grok-base-url", "grok_base_url", base_url, DEFAULT_BASE_URL,
            f"API base URL (default {DEFAULT_BASE_URL}; env XAI_BASE_URL)", "URL",
            env="XAI_BASE_URL"),
-    Option("--grok-timeout", "grok_timeout", _positive_number, 120.0,
-           "seconds per request attempt before it is retried (default 120)", "SECONDS"),
+    Option("--grok-timeout", "grok_timeout", _positive_number, 900.0,
+           "seconds one request attempt may take, connect to last byte (default 900, xAI's "
+           "advice for reasoning models); a timed-out attempt is retried once", "SECONDS"),
     Option("--grok-retries", "grok_retries", _count, 4,
-           "retries of a request after 429, 5xx, timeouts and dropped connections (default 4)",
-           "N"),
+           "retries of a request after 429, 5xx and connection errors (default 4)", "N"),
     Option("--grok-rpm", "grok_rpm", _positive_int, None,
            "requests-per-minute budget, enforced per second as rpm/60 (default: no limit)", "N"),
     Option("--grok-tpm", "grok_tpm", _positive_int, None,
@@ -125,8 +126,8 @@ OPTIONS = [
            "everything), rewrite (all, and drop entries of deleted cases); default: new with "
            "an API key, none without", None, choices=MODES),
     Option("--grok-max-cost", "grok_max_cost", _positive_number, None,
-           "refuse to start when the estimated cost exceeds this many USD, and stop sending "
-           "once it is spent (default: no limit)", "USD"),
+           "refuse to start when the estimated cost exceeds this many USD, and send no attempt "
+           "that could go over it, possibly billed attempts included (default: no limit)", "USD"),
     Option("--grok-report", None, _text, None, "write a JSON report of every item to this path",
            "PATH"),
     Option("--grok-html", None, _text, None, "write a self-contained HTML report to this path",
@@ -144,6 +145,9 @@ INI_ONLY = [
      "model of the judge check's grader (default: --grok-model)"),
     ("grok_retry_base_delay", "string", "0.5",
      "first retry delay in seconds; doubles each retry, with jitter (default 0.5)"),
+    ("grok_prices", "linelist", [],
+     "prices for models the built-in table lacks, one per line: "
+     "'MODEL: INPUT CACHED_INPUT OUTPUT' in USD per million tokens"),
 ]
 
 
@@ -198,6 +202,7 @@ class Settings:
     api_key: str | None = field(repr=False)
     backoff_base: float
     judge_model: str | None = None
+    prices: Mapping[str, Price] = field(default_factory=dict)  # ini grok_prices
 
     def __repr__(self) -> str:
         # The base URL may hold credentials (https://user:password@host/v1).
@@ -288,4 +293,28 @@ def resolve(config: pytest.Config) -> Settings:
         api_key=api_key,
         backoff_base=max(backoff, 0.0),
         judge_model=str(config.getini("grok_judge_model") or "") or None,
+        prices=parse_prices(config.getini("grok_prices")),
     )
+
+
+def parse_prices(lines: list[str]) -> dict[str, Price]:
+    """The ini option grok_prices: 'MODEL: INPUT CACHED_INPUT OUTPUT' lines, USD per 1M tokens.
+
+    Raises pytest.UsageError naming the line that is not of that form.
+    """
+    prices: dict[str, Price] = {}
+    for number, line in enumerate(lines, 1):
+        model, colon, rest = line.partition(":")
+        try:
+            values = [float(part) for part in rest.split()]
+        except ValueError:
+            values = []
+        if not (colon and model.strip() and len(values) == 3):
+            values = []
+        if not values or not all(0 <= v < math.inf for v in values):
+            raise pytest.UsageError(
+                f"grok_prices line {number}: expected 'MODEL: INPUT CACHED_INPUT OUTPUT' "
+                f"(USD per million tokens, e.g. 'grok-4.8: 2.00 0.50 6.00'), got {line!r}"
+            )
+        prices[model.strip()] = Price(*values)
+    return prices

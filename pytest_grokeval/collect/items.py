@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -115,9 +115,10 @@ class GrokItem(pytest.Item):
             if isinstance(outcome, FetchError):
                 continue
             # The prefetch checked the samples it needed verdicts for; each check runs once.
+            graded = run.grades(self.nodeid, request.sample, self.spec.checks)
+            sample.graded = graded
             checked = run.kept(self.nodeid, request.sample, self.spec.checks)
             if checked is None:
-                graded = run.grades(self.nodeid, request.sample, self.spec.checks)
                 try:
                     checked = run_checks(self.spec.checks, outcome, graded)
                 except JudgeError as exc:
@@ -180,8 +181,8 @@ class GrokItem(pytest.Item):
         properties: list[tuple[str, object]] = [
             ("grok_model", first.model),
             ("grok_latency_ms", round(max(c.latency_ms for c in completions), 1)),
-            ("grok_tokens", sum(c.usage.total_tokens for c in completions)),
-            ("grok_cost_usd", round(sum(c.cost_usd or 0.0 for c in completions), 8)),
+            ("grok_tokens", _total_tokens(completions)),
+            ("grok_cost_usd", _total_cost(completions)),
             ("grok_replayed", all(c.replayed for c in completions)),
         ]
         # A rerun (pytest-rerunfailures) runs this item object again: replace, never append.
@@ -221,6 +222,17 @@ class FailureRepr(TerminalRepr):
             tw.line(line)
 
 
+def _total_tokens(completions: list[Completion]) -> int | str:
+    usages = [c.usage for c in completions]
+    known = [u.total_tokens for u in usages if u is not None]
+    return sum(known) if len(known) == len(usages) else "unknown"
+
+
+def _total_cost(completions: list[Completion]) -> float | str:
+    costs = [c.cost_usd for c in completions if c.cost_usd is not None]
+    return round(sum(costs), 8) if len(costs) == len(completions) else "unknown"
+
+
 @dataclass
 class Sample:
     """One fetched sample of an item, as setup checked it."""
@@ -229,6 +241,7 @@ class Sample:
     outcome: Outcome
     results: list[CheckResult] | None = None
     problem: str | None = None  # a judge that gave no verdict
+    graded: dict[str, Outcome] = field(default_factory=dict)  # grader replies by check name
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -240,6 +253,13 @@ class Sample:
             data["error"] = self.outcome.to_json()
             return data
         data["response"] = {**self.outcome.to_json(), "replayed": self.outcome.replayed}
+        judged = [
+            {"check": name, "response": {**reply.to_json(), "replayed": reply.replayed}}
+            for name, reply in self.graded.items()
+            if isinstance(reply, Completion)
+        ]
+        if judged:
+            data["judge"] = judged
         if self.problem is not None:
             data["error"] = {"message": self.problem, "status": None, "kind": "judge"}
         if self.results is not None:

@@ -16,6 +16,11 @@ keeps a 50,000-request run near a minute and isolates what the plugin itself doe
 (collection, jobs, engine bookkeeping, checks, recordings); the SDK's cost per request is a
 constant, measured by bench/prefetch.py. `--client plugin` uses the plugin's own client.
 One run by default (about 2 minutes); --runs 2 takes twice as long.
+
+`--vars N` measures instead how collection scales with `vars` (issue 13): one file holding
+one case whose two var lists make N items, against one file of N separate cases, both with
+a `{{placeholder}}` in their checks; `pytest --co` in a fresh process, no key, no network.
+Target: the vars file within 1.3x of the separate cases.
 """
 
 from __future__ import annotations
@@ -69,6 +74,57 @@ def one_run(project: Path, n: int, server: FakeServer, client: str | None) -> di
     return phases
 
 
+VARS_TARGET = 1.3
+
+
+def write_vars_projects(root: Path, n: int) -> tuple[Path, Path]:
+    """One file of N separate cases, and one file of one case whose vars make N items."""
+    side = max(2, round(n**0.5))
+    while n % side:
+        side -= 1
+    plain, product = root / "plain", root / "vars"
+    for folder in (plain, product):
+        folder.mkdir(parents=True)
+        (folder / "pytest.ini").write_text("[pytest]\n")
+    lines = ["cases:"]
+    for i in range(n):
+        lines += [
+            f"  - id: case-{i}",
+            f"    prompt: Say n{i:06d}",
+            f"    expect: {{contains: n{i:06d}, starts_with: You said}}",
+        ]
+    (plain / "test_plain.yaml").write_text("\n".join(lines) + "\n")
+    a = ", ".join(f"a{i}" for i in range(side))
+    b = ", ".join(f"b{i}" for i in range(n // side))
+    (product / "test_vars.yaml").write_text(
+        "cases:\n  - id: product\n    prompt: Say {{a}} {{b}}\n"
+        f"    vars: {{a: [{a}], b: [{b}]}}\n"
+        '    expect: {contains: "{{a}} {{b}}", starts_with: You said}\n'
+    )
+    return plain, product
+
+
+def vars_main(n: int, runs: int) -> None:
+    say(f"# scale of vars: {n:,} items from one case vs {n:,} cases, {runs} interleaved runs")
+    say(f"# {machine_note()}")
+    say(f"# {versions()}")
+    times: dict[str, list[float]] = {"plain": [], "vars": []}
+    with tempfile.TemporaryDirectory(prefix="grokeval-bench-") as tmp:
+        projects = dict(zip(("plain", "vars"), write_vars_projects(Path(tmp), n), strict=True))
+        for _ in range(runs):
+            for name, project in projects.items():
+                _, phases = run_pytest(project, "--co", "-q", api_key=False)
+                if phases.get("items") != n:
+                    raise RuntimeError(f"{name}: {phases.get('items')} items, wanted {n}")
+                times[name].append(phases["collect_s"])
+    plain, product = median(times["plain"]), median(times["vars"])
+    say()
+    headers = ["collection wall s", f"{n:,} cases", f"1 case, {n:,} items", "ratio"]
+    say(table(headers, [["median", plain, product, product / plain]]))
+    within = verdict(product <= VARS_TARGET * plain)
+    say(f"\nvars within {VARS_TARGET}x of separate cases: {within}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 and 5,000 cases, 1 run")
@@ -79,7 +135,17 @@ def main() -> None:
         default="lean-aiohttp",
         help="a bench/_clients.py factory, or 'plugin' (default lean-aiohttp)",
     )
+    parser.add_argument(
+        "--vars",
+        type=int,
+        default=None,
+        metavar="N",
+        help="compare N items from one case's vars with N separate cases",
+    )
     args = parser.parse_args()
+    if args.vars:
+        vars_main(args.vars, args.runs or 3)
+        return
     small, large = args.cases or ((1000, 5000) if args.quick else (10_000, 50_000))
     runs = args.runs or 1
     client = None if args.client == "plugin" else args.client

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_grokeval.checks.registry import ExpectError, expect
-from pytest_grokeval.data import Completion, Usage
+from pytest_grokeval.data import Completion, ToolCall, Usage
 
 __version__ = "0.1.0"
-__all__ = ["Completion", "ExpectError", "Usage", "expect"]
+__all__ = ["Completion", "ExpectError", "ToolCall", "Usage", "expect"]

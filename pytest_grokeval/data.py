@@ -107,8 +107,32 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for: its name, and its arguments as parsed JSON.
+
+    ``arguments`` is the decoded JSON value (usually a dict); text that is not JSON stays a str.
+    """
+
+    name: str
+    arguments: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ToolCall:
+        if not isinstance(data, dict):
+            return cls(name=str(data), arguments={})
+        return cls(name=str(data.get("name") or ""), arguments=data.get("arguments"))
+
+
+@dataclass(frozen=True)
 class Completion:
-    """A response to check: the value of the ``grok_response`` fixture and of every YAML item."""
+    """A response to check: the value of the ``grok_response`` fixture and of every YAML item.
+
+    ``text`` is "" when the API returned no text content (null or empty); ``refusal`` and
+    ``tool_calls`` then usually say what came back instead.
+    """
 
     text: str
     finish_reason: str | None
@@ -123,6 +147,13 @@ class Completion:
     reasoning_effort: str | None = None
     request_id: str | None = None
     system_fingerprint: str | None = None
+    refusal: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    @property
+    def has_text(self) -> bool:
+        """False for a refusal, a reply of only tool calls, or an empty reply."""
+        return self.text != ""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -138,10 +169,17 @@ class Completion:
         for key in _OPTIONAL_TRACE:
             if (value := getattr(self, key)) is not None:
                 data[key] = value
+        # Only when present, so that recordings of plain text replies keep their old shape.
+        if self.refusal is not None:
+            data["refusal"] = self.refusal
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_json() for call in self.tool_calls]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, replayed: bool) -> Completion:
+        refusal = data.get("refusal")
+        calls = data.get("tool_calls")
         return cls(
             text=str(data["text"]),
             finish_reason=data.get("finish_reason"),
@@ -152,6 +190,8 @@ class Completion:
             replayed=replayed,
             api=str(data.get("api") or "chat"),
             **{key: _text_or_none(data.get(key)) for key in _OPTIONAL_TRACE},
+            refusal=None if refusal is None else str(refusal),
+            tool_calls=tuple(map(ToolCall.from_json, calls)) if isinstance(calls, list) else (),
         )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
-from pytest_grokeval.data import Completion
+from pytest_grokeval.data import Completion, ToolCall
 
 
 def plural(n: int, word: str, plural_form: str | None = None) -> str:
@@ -51,16 +52,54 @@ def _escape(char: str, quote: str) -> str:
 
 
 def describe_response(c: Completion, limit: int = 600) -> str:
-    """The response block that ends every failure: size, metadata, and the text shortened."""
+    """The response block that ends every failure: size, metadata, the text shortened, and
+    the refusal and tool calls the API returned beside it."""
     facts = [f"model {c.model}"] if c.model else []
     facts.append(f"{c.latency_ms:.0f} ms")
     if c.usage is None:
         facts.append("tokens unknown (no usage reported)")
     else:
-        facts.append(f"{c.usage.prompt_tokens} in + {c.usage.output_tokens} out tokens")
+        tokens = f"{c.usage.prompt_tokens} in + {c.usage.output_tokens} out tokens"
+        if c.usage.reasoning_tokens:
+            tokens += f" ({c.usage.reasoning_tokens} reasoning)"
+        facts.append(tokens)
     facts.append("cost unknown" if c.cost_usd is None else f"${c.cost_usd:.6f}")
     if c.finish_reason != "stop":
         facts.append(f"finish_reason {c.finish_reason!r}")
     facts.append("replayed" if c.replayed else "live")
-    head = f"response ({plural(len(c.text), 'char')}; {', '.join(facts)}):"
-    return f"{head}\n  {shorten(c.text, limit)}"
+    size = plural(len(c.text), "char") if c.has_text else "no text"
+    lines = [f"response ({size}; {', '.join(facts)}):"]
+    if c.has_text or (c.refusal is None and not c.tool_calls):
+        lines.append(f"  {shorten(c.text, limit)}")
+    if c.refusal is not None:
+        lines.append(f"  refusal: {shorten(c.refusal, limit)}")
+    lines.extend(f"  tool call: {show_call(call, limit)}" for call in c.tool_calls)
+    return "\n".join(lines)
+
+
+def show_call(call: ToolCall, limit: int = 200) -> str:
+    """``get_weather({"city": "Paris"})``, its arguments shortened when long."""
+    if isinstance(call.arguments, str):
+        arguments = shorten(call.arguments, limit)
+    else:
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+        if len(arguments) > limit:
+            arguments = shorten(arguments, limit)
+    return f"{call.name}({arguments})"
+
+
+def no_text(c: Completion) -> str:
+    """Why a response without text content has none, for every text check that fails on it:
+    ``the model returned no text (refusal: '...')``."""
+    if c.refusal is not None:
+        why = f"refusal: {shorten(c.refusal, 120)}"
+    elif c.tool_calls:
+        names = ", ".join(call.name for call in c.tool_calls)
+        why = f"{'tool call' if len(c.tool_calls) == 1 else 'tool calls'} {names}"
+    elif c.finish_reason == "length":
+        spent = c.usage.reasoning_tokens if c.usage is not None else 0
+        after = f" after {plural(spent, 'reasoning token')}" if spent else ""
+        why = f"finish_reason length{after}: raise max_tokens"
+    else:
+        why = f"empty content, finish_reason {c.finish_reason!r}"
+    return f"the model returned no text ({why})"

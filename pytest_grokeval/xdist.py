@@ -166,13 +166,14 @@ def _load(kind: str, data: dict[str, Any]) -> Outcome:
 
 
 def _publish(path: Path, run: GrokRun, fatal: str | None) -> None:
-    """Write every outcome and grader reply for the other workers, atomically."""
+    """Write every outcome, grader reply and kept check result for the others, atomically."""
     document = {
         "fatal": fatal,
         "outcomes": [[key, sample, *_dump(o)] for (key, sample), o in run.outcomes.items()],
         "graded": [
             [key, sample, name, *_dump(o)] for (key, sample, name), o in run.graded.items()
         ],
+        "checked": run.checked_json(),
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".outcomes.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -186,6 +187,7 @@ def _read(path: Path, run: GrokRun) -> str | None:
         run.outcomes[(key, sample)] = _load(kind, data)
     for key, sample, name, kind, data in document["graded"]:
         run.graded[(key, sample, name)] = _load(kind, data)
+    run.adopt_checked(document.get("checked") or [])
     fatal: str | None = document["fatal"]
     run.fatal = fatal
     return fatal

@@ -25,7 +25,7 @@ from pytest_grokeval.checks.registry import (
     parse_expect,
     run_checks,
 )
-from pytest_grokeval.data import Completion, Usage
+from pytest_grokeval.data import Completion, ToolCall, Usage
 from pytest_grokeval.messages import describe_response, plural, shorten
 
 
@@ -45,6 +45,10 @@ def check(response: Completion, name: str, arg: Any, **kwargs: Any) -> CheckResu
     (result,) = run_checks(parse_expect({name: arg}, **kwargs), response)
     return result
 
+
+WEATHER = ToolCall("get_weather", {"city": "Paris", "days": 1, "units": {"temp": "C"}})
+TIME = ToolCall("get_time", {"zone": "CET"})
+CALLED = reply("", tool_calls=(WEATHER,))
 
 # --- every check and its not_ form -----------------------------------------------------------
 
@@ -75,7 +79,7 @@ CASES = [
     ("equals", "", reply("  \n"), True),
     ("starts_with", "The", reply("  The end"), True),
     ("starts_with", "end", reply("The end"), False),
-    ("starts_with", "The", reply(""), False),
+    ("starts_with", "The", reply("  "), False),
     ("ends_with", "end.", reply("The end.  \n"), True),
     ("ends_with", "The", reply("The end"), False),
     ("ends_with", "a long suffix", reply("short"), False),
@@ -95,7 +99,7 @@ CASES = [
     ("json", True, reply('Here it is: {"a": 1}'), False),
     ("json", True, reply('```json\n{"a": 1}\n```\nDone.'), False),
     ("json", True, reply("```json\n{}\n```\n```json\n{}\n```"), False),
-    ("json", True, reply(""), False),
+    ("json", True, reply(" "), False),
     ("json_schema", SCHEMA, reply('{"city": "Paris"}'), True),
     ("json_schema", SCHEMA, reply('```json\n{"city": "Paris"}\n```'), True),
     ("json_schema", SCHEMA, reply('{"town": "Paris"}'), False),
@@ -112,6 +116,18 @@ CASES = [
     ("tokens", 200, reply(), True),
     ("tokens", {"max": 100}, reply(), False),
     ("tokens", {"min": 100, "max": 155}, reply(), True),
+    ("refusal", True, reply("", refusal="I can't help with that."), True),
+    ("refusal", True, reply(), False),
+    ("refusal", False, reply(), True),
+    ("refusal", False, reply("", refusal="No."), False),
+    ("tool_call", "get_weather", reply("", tool_calls=(WEATHER,)), True),
+    ("tool_call", {"name": "get_weather", "arguments": {"city": "Paris"}}, CALLED, True),
+    ("tool_call", {"name": "get_weather", "arguments": {"city": "Rome"}}, CALLED, False),
+    ("tool_call", {"name": "get_weather", "arguments": {"units": {"temp": "C"}}}, CALLED, True),
+    ("tool_call", {"name": "get_weather", "arguments": {"days": True}}, CALLED, False),
+    ("tool_call", ["get_time", "get_date"], CALLED, False),
+    ("tool_call", ["get_weather", "get_time"], reply("", tool_calls=(WEATHER, TIME)), True),
+    ("tool_call", "get_weather", reply("It is sunny."), False),
 ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_grokeval.collect import yamlnodes
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, Suite, SuiteError, load_suite
 
 SPEC_EXAMPLE = """\
@@ -992,3 +993,107 @@ def test_an_error_without_a_line_is_formatted_without_one(tmp_path: Path) -> Non
     assert error.format("s.yaml") == "s.yaml: something is wrong\ns.yaml:3: and here"
     assert error.problems == [(None, "something is wrong"), (3, "and here")]
     assert error.path == tmp_path / "s.yaml"
+
+
+def test_scalars_in_text_checks_stay_as_written(tmp_path: Path) -> None:
+    found = items(
+        tmp_path,
+        """
+        cases:
+          - id: a
+            prompt: Hi
+            expect: {contains: [1.10, 12:30, 0777, 1e3], equals: 1.0, length: {max: 0x10}}
+        """,
+    )
+    checks = {check.name: check.arg for check in found["a"].checks}
+    assert checks == {
+        "contains": ("1.10", "12:30", "0777", "1e3"),
+        "equals": "1.0",
+        "length": {"max": 16},
+    }
+
+
+def test_a_bool_null_or_date_in_a_text_check_asks_for_quotes(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        cases:
+          - id: a
+            prompt: Hi
+            expect: {contains: [yes, 2024-01-02], not_icontains: ~, starts_with: Off}
+        """,
+    )
+    assert found == [
+        "test_x.yaml:5: expect 'contains' of case 'a' must be a string, got True (bool); "
+        "quote it: 'yes'",
+        "test_x.yaml:5: expect 'contains' of case 'a' must be a string, "
+        "got datetime.date(2024, 1, 2) (date); quote it: '2024-01-02'",
+        "test_x.yaml:5: expect 'not_icontains' of case 'a' must be a string, got an empty value; "
+        "quote it: '~'",
+        "test_x.yaml:5: expect 'starts_with' of case 'a' must be a string, got False (bool); "
+        "quote it: 'Off'",
+    ]
+
+
+ALIAS_BOMB = """\
+params:
+  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+cases:
+  - {id: laughs, prompt: Hello there, expect: {contains: hello}}
+"""
+
+
+def test_an_alias_bomb_is_an_error_naming_the_anchor(tmp_path: Path) -> None:
+    assert problems(tmp_path, ALIAS_BOMB) == [
+        "test_x.yaml:6: aliases repeat the value anchored here until they add more than "
+        "100,000 values to the suite (see 'YAML limits' in the README)"
+    ]
+
+
+def test_many_repeats_of_a_small_anchored_value_are_fine(tmp_path: Path) -> None:
+    # 2,500 cases share one 51-value expect: aliases add 127,500 values, under ten per value
+    # written in the file.
+    words = ", ".join(f"w{n}" for n in range(48))
+    cases = "".join(f"  - {{id: c{n}, prompt: Hi {n}, expect: *common}}\n" for n in range(2_500))
+    text = f"cases:\n  - id: first\n    prompt: Hi\n    expect: &common {{contains: [{words}]}}\n"
+    suite = load(tmp_path, text + cases)
+    assert suite is not None and len(suite.items) == 2_501
+
+
+@pytest.mark.parametrize("depth", [101, 500, 100_000])
+def test_nesting_deeper_than_the_limit_is_an_error_with_its_line(
+    tmp_path: Path, depth: int
+) -> None:
+    text = "cases:\n  - id: a\n    prompt: hi\n    params:\n      x: " + "[" * depth + "]" * depth
+    (found,) = problems(tmp_path, text)
+    # libyaml 0.2.5 stops at 1,000 levels itself; older ones are stopped by the plugin's scan.
+    assert found in (
+        "test_x.yaml:5: nesting deeper than 100 levels of mappings and lists",
+        "test_x.yaml:5: invalid YAML: exceeded maximum nesting depth (column 1006)",
+    )
+
+
+def test_nesting_up_to_the_limit_loads(tmp_path: Path) -> None:
+    depth = 100 - 4  # the document, the case list, the case and params hold it
+    text = "cases:\n  - id: a\n    prompt: hi\n    params:\n      x: " + "[" * depth + "]" * depth
+    assert load(tmp_path, text) is not None
+
+
+def test_deep_nesting_is_caught_before_an_old_libyaml_composes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libyaml before 0.2.6 crashes the process composing this; the plugin scans events first.
+    monkeypatch.setattr(yamlnodes, "_NESTING_BOUNDED", False)
+    head = "cases:\n  - id: a\n    prompt: hi\n    params:\n      x:\n        "
+    text = head + "- " * 6000 + "x\n"
+    assert problems(tmp_path, text) == [
+        "test_x.yaml:6: nesting deeper than 100 levels of mappings and lists"
+    ]

@@ -94,6 +94,12 @@ class CheckDef:
     negate: Runner | None = None
     # The check reads a grader's reply: run_checks is given it as `graded`, keyed by check name.
     needs_grader: bool = False
+    # The check reads the response text, so on a response without text it and its not_ form
+    # fail, saying what came back instead (a refusal, tool calls, a cut-off reasoning reply).
+    reads_text: bool = True
+    # Its scalar arguments are text: YAML's `1.10` or `12:30` reach it as written, not as the
+    # number YAML 1.1 makes of them, and a bool, null or date is an error asking for quotes.
+    takes_text: bool = False
 
 
 def same(value: Any) -> tuple[Any, Any]:

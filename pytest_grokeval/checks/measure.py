@@ -32,6 +32,7 @@ class Quantity:
     less: str = "fewer than"
     # The got text, when more than the measured value helps: tokens show in + out.
     detail: Callable[[Completion], str] | None = None
+    reads_text: bool = True  # latency, cost and tokens are known without any text
 
 
 def range_check(name: str, q: Quantity, summary: str) -> CheckDef:
@@ -44,6 +45,7 @@ def range_check(name: str, q: Quantity, summary: str) -> CheckDef:
         parse=_range_parser(q, kind),
         run=_range_runner(q),
         describe=_range_text(q),
+        reads_text=q.reads_text,
     )
 
 
@@ -156,9 +158,29 @@ LENGTH = Quantity("has", _counted("char"), _count_chars)
 WORDS = Quantity("has", _counted("word"), _count_words)
 LINES = Quantity("has", _counted("non-empty line"), _count_lines)
 LATENCY = Quantity(
-    "took", _milliseconds, _latency, integral=False, bare_is_max=True, less="less than"
+    "took",
+    _milliseconds,
+    _latency,
+    integral=False,
+    bare_is_max=True,
+    less="less than",
+    reads_text=False,
 )
 COST = Quantity(
-    "cost", _usd, _cost, integral=False, bare_is_max=True, number=_usd, less="less than"
+    "cost",
+    _usd,
+    _cost,
+    integral=False,
+    bare_is_max=True,
+    number=_usd,
+    less="less than",
+    reads_text=False,
 )
-TOKENS = Quantity("used", _counted("token"), _tokens, bare_is_max=True, detail=_tokens_in_out)
+TOKENS = Quantity(
+    "used",
+    _counted("token"),
+    _tokens,
+    bare_is_max=True,
+    detail=_tokens_in_out,
+    reads_text=False,
+)

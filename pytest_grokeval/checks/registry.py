@@ -23,6 +23,15 @@ from pytest_grokeval.checks.base import (
     Verdict,
     brief,
 )
+from pytest_grokeval.checks.fields import (
+    describe_refusal,
+    describe_tool_call,
+    parse_refusal,
+    parse_tool_call,
+    refusal,
+    tool_call_all,
+    tool_call_any,
+)
 from pytest_grokeval.checks.judge import verdict
 from pytest_grokeval.checks.measure import (
     COST,
@@ -67,7 +76,7 @@ from pytest_grokeval.checks.text import (
     starts_with,
 )
 from pytest_grokeval.data import Completion, Outcome
-from pytest_grokeval.messages import describe_response, plural
+from pytest_grokeval.messages import describe_response, no_text, plural
 
 __all__ = [
     "CHECKS",
@@ -82,6 +91,7 @@ __all__ = [
     "failure_message",
     "parse_expect",
     "run_checks",
+    "takes_text",
 ]
 
 
@@ -128,6 +138,11 @@ def run_checks(
 
 def _run_one(check: Check, response: Completion, graded: Mapping[str, Outcome]) -> CheckResult:
     definition = CHECKS[check.base]
+    if definition.reads_text and not response.has_text:
+        # Not the empty string: not_contains would pass exactly when the model said nothing.
+        return CheckResult(
+            check, False, definition.describe(check.arg, check.negated), no_text(response)
+        )
     if definition.needs_grader:
         passed, got = verdict(graded.get(check.name))
         passed = passed != check.negated
@@ -176,6 +191,12 @@ def expect(response: Completion, **checks: Any) -> None:
         raise AssertionError(message)
 
 
+def takes_text(name: Any) -> bool:
+    """Whether the check named (``not_`` form or not) reads its scalar arguments as text."""
+    definition = CHECKS.get(str(name).removeprefix("not_"))
+    return definition is not None and definition.takes_text
+
+
 def check_names() -> list[str]:
     """Every valid check name, ``not_`` forms included, sorted."""
     return sorted([*CHECKS, *(f"not_{name}" for name in CHECKS)])
@@ -201,6 +222,7 @@ _DEFS = [
         run=contains_all,
         describe=contains_text(every=True, fold=False),
         negate=contains_any,
+        takes_text=True,
     ),
     CheckDef(
         name="icontains",
@@ -210,6 +232,7 @@ _DEFS = [
         run=contains_all,
         describe=contains_text(every=True, fold=True),
         negate=contains_any,
+        takes_text=True,
     ),
     CheckDef(
         name="contains_any",
@@ -218,6 +241,7 @@ _DEFS = [
         parse=needle_parser(fold=False),
         run=contains_any,
         describe=contains_text(every=False, fold=False),
+        takes_text=True,
     ),
     CheckDef(
         name="icontains_any",
@@ -226,6 +250,7 @@ _DEFS = [
         parse=needle_parser(fold=True),
         run=contains_any,
         describe=contains_text(every=False, fold=True),
+        takes_text=True,
     ),
     CheckDef(
         name="regex",
@@ -236,6 +261,7 @@ _DEFS = [
         run=regex_all,
         describe=describe_regex,
         negate=regex_any,
+        takes_text=True,
     ),
     CheckDef(
         name="equals",
@@ -244,6 +270,7 @@ _DEFS = [
         parse=parse_equals,
         run=equals,
         describe=affix_text("equals", "does not equal"),
+        takes_text=True,
     ),
     CheckDef(
         name="starts_with",
@@ -252,6 +279,7 @@ _DEFS = [
         parse=parse_affix,
         run=starts_with,
         describe=affix_text("starts with", "does not start with"),
+        takes_text=True,
     ),
     CheckDef(
         name="ends_with",
@@ -260,6 +288,7 @@ _DEFS = [
         parse=parse_affix,
         run=ends_with,
         describe=affix_text("ends with", "does not end with"),
+        takes_text=True,
     ),
     range_check(
         "length",
@@ -298,6 +327,8 @@ _DEFS = [
         parse=parse_python,
         run=python,
         describe=describe_python,
+        takes_text=True,
+        reads_text=False,
     ),
     CheckDef(
         name="finish_reason",
@@ -306,6 +337,8 @@ _DEFS = [
         parse=parse_finish_reason,
         run=finish_reason,
         describe=describe_finish_reason,
+        takes_text=True,
+        reads_text=False,
     ),
     range_check(
         "latency_ms",
@@ -332,6 +365,29 @@ _DEFS = [
         run=judge,
         describe=describe_judge,
         needs_grader=True,
+        takes_text=True,
+    ),
+]
+_DEFS += [
+    CheckDef(
+        name="refusal",
+        summary="the API reported a refusal (its 'refusal' field) when true; none when false",
+        argument="true or false",
+        parse=parse_refusal,
+        run=refusal,
+        describe=describe_refusal,
+        reads_text=False,
+    ),
+    CheckDef(
+        name="tool_call",
+        summary="the response holds such a tool call, its arguments including those given "
+        "(a list: every call); not_tool_call: none of them",
+        argument="a name, a mapping with 'name' and optional 'arguments', or a list of them",
+        parse=parse_tool_call,
+        run=tool_call_all,
+        describe=describe_tool_call,
+        negate=tool_call_any,
+        reads_text=False,
     ),
 ]
 CHECKS: Mapping[str, CheckDef] = MappingProxyType({d.name: d for d in _DEFS})

@@ -3,11 +3,16 @@ finish_reason, and judge, whose verdict comes from a grader call."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
+import importlib.util
 import json
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from jsonschema.exceptions import SchemaError, best_match
@@ -128,23 +133,17 @@ _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 def parse_python(raw: Any, site: Site) -> tuple[Any, Any]:
-    """The 'module:function' reference, and the function it imports."""
+    """The 'module:function' reference, and the function: from the suite's own folder by file
+    path when the module is there, else imported from ``sys.path``."""
     if not isinstance(raw, str) or not _REFERENCE.fullmatch(raw):
         raise site.bad(raw)
     module_name, _, attribute = raw.partition(":")
-    added = [str(path) for path in site.import_paths]
-    sys.path[:0] = added
     try:
-        importlib.invalidate_caches()  # the module may have been written during this session
-        module = importlib.import_module(module_name)
+        module = _load_beside(module_name, site.import_paths) or _import(module_name)
     except ImportError as exc:
         raise site.error(f"cannot import {module_name!r}: {exc}") from None
     except Exception as exc:
         raise site.error(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
-    finally:
-        for path in added:
-            if path in sys.path:
-                sys.path.remove(path)
     function: Any = module
     for part in attribute.split("."):
         if not hasattr(function, part):
@@ -153,6 +152,53 @@ def parse_python(raw: Any, site: Site) -> tuple[Any, Any]:
     if not callable(function):
         raise site.error(f"{raw!r} is not callable (it is {type(function).__name__})")
     return raw, function
+
+
+def _import(module_name: str) -> ModuleType:
+    importlib.invalidate_caches()  # the module may have been written during this session
+    return importlib.import_module(module_name)
+
+
+def _load_beside(module_name: str, folders: Sequence[Path]) -> ModuleType | None:
+    """The module's file in one of the folders, loaded under a name unique to that file.
+
+    Two suite folders that each hold a ``checks.py`` then never share one module, as they
+    would under ``import checks``. A file already loaded and unchanged is not run again.
+    """
+    relative = Path(*module_name.split("."))
+    for folder in folders:
+        for candidate in (folder / relative.with_suffix(".py"), folder / relative / "__init__.py"):
+            if candidate.is_file():
+                return _load_file(candidate.resolve(), folder)
+    return None
+
+
+def _load_file(path: Path, folder: Path) -> ModuleType:
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    name = f"_grokeval_checks_{digest}_{path.stem}"
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__grokeval_stamp__", None) == stamp:
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    module.__grokeval_stamp__ = stamp  # type: ignore[attr-defined]
+    # In sys.modules while it runs, as an import would be (dataclasses and pickle look there);
+    # its folder on sys.path so that it can import its neighbours.
+    sys.modules[name] = module
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(folder))
+    return module
 
 
 def python(function: Callable[[Completion], Any], response: Completion) -> Verdict:

@@ -14,7 +14,7 @@ from pytest_grokeval.checks.judge import JudgeError
 from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message, run_checks
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
-from pytest_grokeval.messages import describe_response
+from pytest_grokeval.messages import describe_response, no_text
 from pytest_grokeval.prefetch.run import GrokRun, Job, grader_name
 from pytest_grokeval.prefetch.sampling import Plan, rate_line
 
@@ -32,7 +32,10 @@ class SuiteFile(pytest.File):
         run = self.config.stash[RUN_KEY]
         try:
             suite = load_suite(
-                self.path, default_model=run.settings.model, default_api=run.settings.api
+                self.path,
+                default_model=run.settings.model,
+                default_api=run.settings.api,
+                on_skip=self._skipped,
             )
         except SuiteError as exc:
             raise self.CollectError(exc.format(run.display(self.path))) from None
@@ -60,6 +63,12 @@ class SuiteFile(pytest.File):
         # would hold "case[a=1]" as one name and never equal them. Given as text, the id is
         # parsed the way the cache is, as the ids of pytest's own parametrized functions are.
         return f"{self.nodeid}::{spec.name}"
+
+
+    def _skipped(self, reason: str) -> None:
+        # A file meant as a suite that collects nothing would otherwise pass silently.
+        display = self.config.stash[RUN_KEY].display(self.path)
+        self.warn(pytest.PytestCollectionWarning(f"{display}: {reason}"))
 
 
 def _marker(config: pytest.Config, registered: set[str], mark: MarkSpec) -> pytest.MarkDecorator:
@@ -110,12 +119,19 @@ class GrokItem(pytest.Item):
             self._seen.append(sample)
             if isinstance(outcome, FetchError):
                 continue
+            # The prefetch checked the samples it needed verdicts for; each check runs once.
             graded = run.grades(self.nodeid, request.sample, self.spec.checks)
             sample.graded = graded
-            try:
-                sample.results = run_checks(self.spec.checks, outcome, graded)
-            except JudgeError as exc:
-                sample.problem = f"judge error in sample {request.sample}: {exc}"
+            checked = run.kept(self.nodeid, request.sample, self.spec.checks)
+            if checked is None:
+                try:
+                    checked = run_checks(self.spec.checks, outcome, graded)
+                except JudgeError as exc:
+                    checked = exc
+            if isinstance(checked, JudgeError):
+                sample.problem = f"judge error in sample {request.sample}: {checked}"
+            else:
+                sample.results = checked
             if sample.problem is not None:
                 # An error, not a failure, and without a traceback: the message says it all.
                 pytest.fail(sample.problem, pytrace=False)
@@ -155,8 +171,12 @@ class GrokItem(pytest.Item):
         for sample in self._seen:
             failed = [r.check.name for r in sample.results or [] if not r.passed]
             verdict = "FAIL " + ", ".join(failed) if failed else "pass"
-            text = sample.outcome.text if isinstance(sample.outcome, Completion) else ""
-            lines.append(f"  sample {sample.request.sample}: {verdict}: {text[:60]!r}")
+            outcome = sample.outcome
+            if isinstance(outcome, Completion) and not outcome.has_text:
+                shown = no_text(outcome)
+            else:
+                shown = repr(outcome.text[:60] if isinstance(outcome, Completion) else "")
+            lines.append(f"  sample {sample.request.sample}: {verdict}: {shown}")
         return "\n".join(lines) + "\n\nfirst failing sample:\n" + failures[0]
 
     def _record_properties(self, completions: list[Completion]) -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_grokeval.checks.registry import Check, ExpectError, parse_expect
+from pytest_grokeval.checks.registry import Check, ExpectError, parse_expect, takes_text
 from pytest_grokeval.collect.yamlnodes import (
+    Document,
     Node,
     Validator,
     YamlSyntaxError,
@@ -104,11 +105,17 @@ class Suite:
 
 
 def load_suite(
-    path: Path, *, default_model: str, text: str | None = None, default_api: str = "chat"
+    path: Path,
+    *,
+    default_model: str,
+    text: str | None = None,
+    default_api: str = "chat",
+    on_skip: Callable[[str], None] | None = None,
 ) -> Suite | None:
     """Read a suite file; None when it is not a suite (no top-level ``cases``).
 
     `default_api` is the endpoint of cases whose suite and case name none (``--grok-api``).
+    A file that looks meant as a suite but is not one is passed to ``on_skip`` with the reason.
     """
     if text is None:
         text = _read_text(path)
@@ -117,6 +124,9 @@ def load_suite(
     except YamlSyntaxError as exc:
         raise SuiteError(path, [exc.problem]) from None
     if not any(isinstance(doc.root.value, dict) and "cases" in doc.root.value for doc in documents):
+        reason = _looks_like_a_suite(documents)
+        if reason is not None and on_skip is not None:
+            on_skip(reason)
         return None
     if len(documents) > 1:
         message = "several YAML documents in one suite file; put all cases under one `cases:` list"
@@ -127,6 +137,44 @@ def load_suite(
     if problems:
         raise SuiteError(path, sorted(problems, key=lambda problem: problem[0] or 0))
     return Suite(path, tuple(items))
+
+
+_NEAR_MISSES = ("case", "tests", "prompts")
+
+
+def _looks_like_a_suite(documents: list[Document]) -> str | None:
+    """Why a file without ``cases`` looks meant as a suite: a list of prompts under a near key."""
+    for document in documents:
+        root = document.root
+        for key in _NEAR_MISSES:
+            entries = root.get(key) if isinstance(root.value, dict) else None
+            if entries is None or not isinstance(entries.value, list):
+                continue
+            cases = [entry.value for entry in entries.items]
+            if any(isinstance(case, dict) and "prompt" in case for case in cases):
+                line = root.key_lines[key]
+                return (
+                    f"not collected as a grokeval suite: its top-level {key!r} (line {line}) "
+                    "holds cases with 'prompt', but a suite's cases go under 'cases'"
+                )
+    return None
+
+
+def _placeholders(nodes: list[Node]) -> list[str]:
+    """The var names that ``{{name}}`` placeholders use in these values, however deep."""
+    found: dict[str, None] = {}
+    stack = list(nodes)
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # aliases share nodes
+            continue
+        seen.add(id(node))
+        if isinstance(node.value, str):
+            found.update(dict.fromkeys(_PLACEHOLDER.findall(node.value)))
+        stack.extend(node.fields.values())
+        stack.extend(node.items)
+    return list(found)
 
 
 def _read_text(path: Path) -> str:
@@ -184,15 +232,16 @@ class _Var:
     values: tuple[str, ...]
     is_list: bool
 
-    def name_part(self, value: str) -> str | None:
+    def name_part(self, index: int) -> str | None:
         if not self.is_list:
             return None
+        value = self.values[index]
         if (
             len(value) > _NAME_VALUE_LIMIT
             or not value.isprintable()
             or re.search(r"::|\[|]", value)
         ):
-            return f"{self.name}{self.values.index(value)}"  # pytest's style for unnamed values
+            return f"{self.name}{index}"  # pytest's style for unnamed values
         return f"{self.name}={value}"
 
 
@@ -269,23 +318,35 @@ class _Reader(Validator):
         repeat = settings.repeat or 1
         rate = 1.0 if settings.min_pass_rate is None else settings.min_pass_rate
         items: list[CaseItemSpec] = []
-        for choice in itertools.product(*(var.values for var in case.variables)):
-            chosen = {var.name: value for var, value in zip(case.variables, choice, strict=True)}
+        names: set[str] = set()
+        # Checks depend only on the vars their arguments name: parsed once per choice of those.
+        used = _placeholders([node for node, _, _ in case.expect.values()])
+        parsed: dict[tuple[str, ...], tuple[Check, ...] | None] = {}
+        indexes = [range(len(var.values)) for var in case.variables]
+        for choice in itertools.product(*indexes):
+            chosen = {
+                var.name: var.values[index]
+                for var, index in zip(case.variables, choice, strict=True)
+            }
             messages = tuple(
                 {"role": turn.role, "content": self.fill(turn.content, chosen, turn.label)}
                 for turn in case.turns
             )
-            checks = self.checks(case.expect, chosen)
+            key = tuple(chosen[name] for name in used if name in chosen)
+            if key not in parsed:
+                parsed[key] = self.checks(case.expect, chosen)
+            checks = parsed[key]
             if checks is None:
                 return []  # the same problem would repeat for every other choice of vars
             choices = zip(case.variables, choice, strict=True)
-            parts = [part for var, value in choices if (part := var.name_part(value))]
+            parts = [part for var, index in choices if (part := var.name_part(index))]
             for model in models:
                 name_parts = [*parts, model] if settings.model_list else parts
                 name = f"{case.id}[{'-'.join(name_parts)}]" if name_parts else case.id
-                if any(item.name == name for item in items):
+                if name in names:
                     self.problem(case.line, f"{case.where} makes two items named {name!r}")
                     return []
+                names.add(name)
                 requests = tuple(
                     ChatRequest(
                         model=model, messages=messages, params=settings.params, sample=i, api=api
@@ -397,13 +458,13 @@ class _Reader(Validator):
                 continue
             if not value.items:
                 self.wrong(value, what, "a value or a non-empty list of values")
-            texts: list[str] = []
+            texts: dict[str, None] = {}  # ordered, and a set for the duplicate test
             for item in value.items:
                 text = self.var_value(item, f"each value of {what}")
                 if text is not None and text in texts:
                     self.problem(item.line, f"{what} lists {text!r} twice")
                 elif text is not None:
-                    texts.append(text)
+                    texts[text] = None
             variables.append(_Var(name, tuple(texts), is_list=True))
         return variables if len(self.problems) == start else None
 
@@ -414,16 +475,28 @@ class _Reader(Validator):
             return None
         return node.text
 
-    def fill(self, node: Node, chosen: Mapping[str, str] | None, label: str) -> Any:
+    def fill(
+        self, node: Node, chosen: Mapping[str, str] | None, label: str, *, text: bool = False
+    ) -> Any:
         """Plain data with ``{{name}}`` placeholders filled in every string, however deep.
 
-        With ``chosen`` None the placeholders are left alone and not checked.
+        With ``chosen`` None the placeholders are left alone and not checked. With ``text``,
+        scalars are the text as written (``1.10``, ``12:30``), and a bool, null or date is a
+        problem that asks for quotes.
         """
         value = node.value
         if isinstance(value, dict):
-            return {key: self.fill(child, chosen, label) for key, child in node.fields.items()}
+            return {
+                key: self.fill(child, chosen, label, text=text)
+                for key, child in node.fields.items()
+            }
         if isinstance(value, list) and len(node.items) == len(value):
-            return [self.fill(child, chosen, label) for child in node.items]
+            return [self.fill(child, chosen, label, text=text) for child in node.items]
+        if text and not isinstance(value, str):
+            if isinstance(value, int | float) and not isinstance(value, bool) and node.text:
+                return node.text  # YAML 1.1 reads 12:30 as 750 and 1.10 as 1.1
+            self.string(node, label)
+            return value
         if not isinstance(value, str) or chosen is None:
             return value
 
@@ -455,8 +528,11 @@ class _Reader(Validator):
         start = len(self.problems)
         checks: list[Check] = []
         for key, (node, line, label) in expect.items():
+            before = len(self.problems)
+            entry = {key: self.fill(node, chosen, label, text=takes_text(key))}
+            if len(self.problems) > before:
+                continue
             try:
-                entry = {key: self.fill(node, chosen, label)}
                 checks.extend(parse_expect(entry, import_paths=[self.path.parent]))
             except ExpectError as exc:
                 self.problem(line, str(exc))

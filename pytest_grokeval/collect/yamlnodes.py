@@ -20,8 +20,14 @@ try:
     # libyaml is faster, and it reads plain text ending in "?" inside a flow mapping the way
     # YAML 1.2 does: `{role: assistant, content: How can I help?}` (SPEC §2) parses only there.
     from yaml import CSafeLoader as _Loader
+
+    # libyaml 0.2.6 refuses nesting past 1,000 levels itself; older ones recurse in C until
+    # the process crashes, and PyYAML's own composer until RecursionError.
+    _NESTING_BOUNDED = tuple(yaml.__dict__["_yaml"].get_version()) >= (0, 2, 6)
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+    _NESTING_BOUNDED = False
 
 # A problem found in a file: its 1-based line (None when no line applies) and the message.
 Problem = tuple[int | None, str]
@@ -30,6 +36,19 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TEMPLATE_HINT = "; a value that starts with '{{' must be in quotes"
+
+MAX_DEPTH = 100
+"""Deepest nesting of mappings and lists a suite may have (README, "YAML limits")."""
+MAX_ALIASED = 100_000
+ALIAS_RATIO = 10
+"""Aliases may add MAX_ALIASED values to a suite, plus ALIAS_RATIO for every value written
+above them (README, "YAML limits"): many repeats of a small anchored mapping are fine, an
+anchor of anchors that multiplies is not. Every later step (validation, vars, fingerprints)
+walks the expanded values, so this bounds them all by the size of the file."""
+# libyaml before 0.2.6 composes nesting recursively in C and crashes the process somewhere
+# past 20,000 levels, so there text that could nest deeper than this is first scanned.
+_SCAN_ABOVE = 5_000
+_LEADING = re.compile(r"^[ \t?:-]*", re.MULTILINE)
 
 
 class YamlSyntaxError(Exception):
@@ -68,6 +87,7 @@ class Document:
 def load_documents(text: str) -> list[Document]:
     """Every document in ``text`` (none for an empty file); raises YamlSyntaxError."""
     roots: list[yaml.Node] = []
+    _refuse_deep_nesting(text)
     try:
         loader = _Loader(text)
         try:
@@ -88,6 +108,36 @@ def load_documents(text: str) -> list[Document]:
         converter = _Converter()
         documents.append(Document(converter.convert(root), tuple(converter.problems)))
     return documents
+
+
+def _refuse_deep_nesting(text: str) -> None:
+    """Raise YamlSyntaxError for nesting deeper than MAX_DEPTH, before libyaml composes it."""
+    if _NESTING_BOUNDED:
+        return  # the converter reports it: libyaml composes what it accepts safely
+    # Nesting needs a bracket or a deeper indentation (or "- " or "? " within it) per level.
+    leading = max((len(m) for m in _LEADING.findall(text)), default=0)
+    if text.count("[") + text.count("{") + leading + 2 <= _SCAN_ABOVE:
+        return  # the converter reports it: libyaml composes this much safely
+    depth = 0
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise YamlSyntaxError((None if mark is None else mark.line + 1, _too_deep()))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # composing reports the syntax error itself, with its context
+    finally:
+        loader.dispose()
+
+
+def _too_deep() -> str:
+    return f"nesting deeper than {MAX_DEPTH} levels of mappings and lists"
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, text: str) -> Problem:
@@ -115,30 +165,40 @@ class _Converter:
         self._constructor = SafeConstructor()
         self._done: dict[int, Node] = {}  # by id() of the YAML node: aliases are shared nodes
         self._open: set[int] = set()
+        # Values each Node stands for once aliases are expanded, by id() of the Node, and how
+        # many values aliases have added so far: counted without expanding anything.
+        self._sizes: dict[int, int] = {}
+        self._added = 0
+        self._over = False
         self.problems: list[Problem] = []
 
-    def convert(self, ynode: yaml.Node) -> Node:
+    def convert(self, ynode: yaml.Node, depth: int = 0) -> Node:
         key = id(ynode)
         if key in self._done:
-            return self._done[key]
+            node = self._done[key]
+            return self._repeated(node)
         line = ynode.start_mark.line + 1
         if key in self._open:
             self.problems.append((line, "an alias refers to a value that contains it"))
             return Node(None, line, broken=True)
-        self._open.add(key)
-        try:
-            node = self._convert(ynode, line)
-        finally:
-            self._open.discard(key)
+        if depth > MAX_DEPTH:
+            self.problems.append((line, _too_deep()))
+            node = Node(None, line, broken=True)
+        else:
+            self._open.add(key)
+            try:
+                node = self._convert(ynode, line, depth + 1)
+            finally:
+                self._open.discard(key)
         self._done[key] = node
         return node
 
-    def _convert(self, ynode: yaml.Node, line: int) -> Node:
+    def _convert(self, ynode: yaml.Node, line: int, depth: int) -> Node:
         if isinstance(ynode, MappingNode) and ynode.tag == _MAP_TAG:
-            return self._mapping(ynode, line)
+            return self._sized(self._mapping(ynode, line, depth))
         if isinstance(ynode, SequenceNode) and ynode.tag == _SEQ_TAG:
-            items = tuple(self.convert(child) for child in ynode.value)
-            return Node([item.value for item in items], line, items=items)
+            items = tuple(self.convert(child, depth) for child in ynode.value)
+            return self._sized(Node([item.value for item in items], line, items=items))
         text = ynode.value if isinstance(ynode, ScalarNode) else None
         start = len(self.problems)
         value = self._construct(ynode)
@@ -159,13 +219,59 @@ class _Converter:
         mark = exc.problem_mark or ynode.start_mark
         self.problems.append((mark.line + 1, f"{exc.problem} (column {mark.column + 1})"))
 
-    def _mapping(self, ynode: MappingNode, line: int) -> Node:
+    def _sized(self, node: Node) -> Node:
+        children = [*node.fields.values(), *node.items]
+        self._sizes[id(node)] = 1 + len(node.fields) + sum(
+            self._sizes.get(id(child), 1) for child in children
+        )
+        return node
+
+    def _repeated(self, node: Node) -> Node:
+        """An alias's value, or a broken stand-in once aliases add more than MAX_ALIASED."""
+        self._added += self._sizes.get(id(node), 1)
+        if self._added <= MAX_ALIASED + ALIAS_RATIO * len(self._done):
+            return node
+        if not self._over:  # reported once, at the anchor whose repeats crossed the limit
+            self._over = True
+            self.problems.append(
+                (
+                    node.line,
+                    f"aliases repeat the value anchored here until they add more than "
+                    f"{MAX_ALIASED:,} values to the suite (see 'YAML limits' in the README)",
+                )
+            )
+        return Node(None, node.line, broken=True)
+
+    def _merged_pairs(self, ynode: MappingNode, seen: dict[int, int]) -> int:
+        """How many pairs the mapping has once its merge keys are resolved, without resolving."""
+        if id(ynode) in seen:
+            return seen[id(ynode)]
+        seen[id(ynode)] = 0  # a merge cycle counts once; PyYAML reports it
+        total = 0
+        for key, value in ynode.value:
+            if key.tag != _MERGE_TAG:
+                total += 1
+                continue
+            sources = value.value if isinstance(value, SequenceNode) else [value]
+            for source in sources:
+                if isinstance(source, MappingNode):
+                    total += self._merged_pairs(source, seen)
+        seen[id(ynode)] = total
+        return total
+
+    def _mapping(self, ynode: MappingNode, line: int, depth: int) -> Node:
         own = {id(key) for key, _ in ynode.value if key.tag != _MERGE_TAG}
         try:
+            if len(own) < len(ynode.value) and self._merged_pairs(ynode, {}) > MAX_ALIASED:
+                raise _TooBig
             # Resolves `<<: *defaults` merge keys in place: merged pairs first, own pairs last.
             self._constructor.flatten_mapping(ynode)
         except yaml.MarkedYAMLError as exc:
             self._marked(exc, ynode)
+            ynode.value = [pair for pair in ynode.value if id(pair[0]) in own]
+        except (_TooBig, RecursionError):
+            why = f"merge keys (<<) expand this mapping past {MAX_ALIASED:,} values"
+            self.problems.append((line, why))
             ynode.value = [pair for pair in ynode.value if id(pair[0]) in own]
         broken = False
         fields: dict[Any, Node] = {}
@@ -186,10 +292,14 @@ class _Converter:
                         (key_line, f"duplicate key {key!r} (first at line {own_lines[key]})")
                     )
                 own_lines[key] = key_line
-            fields[key] = self.convert(value_node)
+            fields[key] = self.convert(value_node, depth)
             key_lines[key] = key_line
         value = {key: child.value for key, child in fields.items()}
         return Node(value, line, fields=fields, key_lines=key_lines, broken=broken)
+
+
+class _TooBig(Exception):
+    pass
 
 
 class Validator:
@@ -214,7 +324,7 @@ class Validator:
                 return None
             return value
         # YAML typed it (12, yes, 2024-01-01): say how to keep it as the text it was written as.
-        hint = f"; quote it: {node.text!r}" if value is not None and node.text is not None else ""
+        hint = f"; quote it: {node.text!r}" if node.text else ""
         if not node.broken:
             self.problem(node.line, f"{what} must be a string, got {describe(value)}{hint}")
         return None

@@ -8,10 +8,13 @@ by each endpoint's own rules (§1.8): chat's `completion_tokens` leaves reasonin
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pytest_grokeval.data import ChatRequest, Completion, Usage
+from pytest_grokeval.data import ChatRequest, Completion, ToolCall, Usage
 from pytest_grokeval.engine.pricing import Prices, cost_from_usage
 
 PATHS = {"chat": "/chat/completions", "responses": "/responses"}
@@ -91,10 +94,7 @@ def parse_completion(
         raise ValueError(f"the response is not a JSON object: {str(data)[:200]!r}")
     if "choices" not in data and "output" not in data and ("error" in data or "detail" in data):
         raise ValueError(f"the API answered 200 with an error: {body_message(data)}")
-    if api == "responses":
-        text, finish_reason = _responses_output(data)
-    else:
-        text, finish_reason = _chat_output(data)
+    said = _responses_output(data) if api == "responses" else _chat_output(data)
     usage_data = data.get("usage")
     raw: dict[str, Any] = usage_data if isinstance(usage_data, dict) else {}
     usage = _responses_usage(raw) if api == "responses" else parse_usage(raw)
@@ -106,8 +106,8 @@ def parse_completion(
     effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
     request_id = (headers or {}).get("x-request-id")
     return Completion(
-        text=text,
-        finish_reason=finish_reason,
+        text=said.text,
+        finish_reason=said.finish_reason,
         model=model,
         usage=usage,
         latency_ms=latency_ms,
@@ -116,34 +116,61 @@ def parse_completion(
         reasoning_effort=effort if isinstance(effort, str) else None,
         request_id=request_id or None,
         system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+        refusal=said.refusal,
+        tool_calls=said.tool_calls,
     )
 
 
-def _chat_output(data: dict[str, Any]) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class _Output:
+    """What a reply said: text ('' when none), finish reason, refusal, tool calls."""
+
+    text: str
+    finish_reason: str | None
+    refusal: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+def _chat_output(data: dict[str, Any]) -> _Output:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ValueError("the response has no choices")
     choice = choices[0]
     message = choice.get("message")
-    text = (message.get("content") if isinstance(message, dict) else None) or ""
-    return str(text), choice.get("finish_reason")
+    if not isinstance(message, dict):
+        message = {}
+    refusal = message.get("refusal")
+    calls = message.get("tool_calls")
+    functions = [entry.get("function") for entry in calls if isinstance(entry, dict)] if (
+        isinstance(calls, list)
+    ) else []
+    return _Output(
+        str(message.get("content") or ""),
+        choice.get("finish_reason"),
+        refusal if isinstance(refusal, str) and refusal else None,
+        tuple(_tool_call(function) for function in functions if isinstance(function, dict)),
+    )
 
 
-def _responses_output(data: dict[str, Any]) -> tuple[str, str | None]:
-    """The output text parts joined, and a chat-style finish reason from the status."""
+def _responses_output(data: dict[str, Any]) -> _Output:
+    """The output text parts joined, refusals, function calls, and a chat-style finish reason."""
     output = data.get("output")
     if not isinstance(output, list):
         raise ValueError("the response has no output list")
     texts: list[str] = []
-    calls = False
+    refusals: list[str] = []
+    calls: list[ToolCall] = []
     for item in output:
         if not isinstance(item, dict):
             continue
-        calls = calls or item.get("type") == "function_call"
+        if item.get("type") == "function_call":
+            calls.append(_tool_call(item))
         content = item.get("content") if item.get("type") == "message" else None
         for part in content if isinstance(content, list) else ():
             if isinstance(part, dict) and part.get("type") == "output_text":
                 texts.append(str(part.get("text") or ""))
+            elif isinstance(part, dict) and part.get("type") == "refusal":
+                refusals.append(str(part.get("refusal") or ""))
     status = data.get("status")
     details = data.get("incomplete_details")
     reason = details.get("reason") if isinstance(details, dict) else None
@@ -158,7 +185,18 @@ def _responses_output(data: dict[str, Any]) -> tuple[str, str | None]:
         finish = "stop"
     else:
         finish = str(status) if status is not None else None
-    return "".join(texts), finish
+    refusal = "".join(refusals)
+    return _Output("".join(texts), finish, refusal or None, tuple(calls))
+
+
+def _tool_call(call: dict[str, Any]) -> ToolCall:
+    """A function call (chat's ``function`` object or a Responses item), arguments decoded."""
+    arguments = call.get("arguments")
+    if isinstance(arguments, str):
+        # Text that is not JSON is kept as written: a check on it then fails, showing it.
+        with contextlib.suppress(ValueError):
+            arguments = json.loads(arguments)
+    return ToolCall(name=str(call.get("name") or ""), arguments=arguments)
 
 
 def parse_usage(raw: dict[str, Any]) -> Usage | None:

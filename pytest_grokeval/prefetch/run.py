@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pytest_grokeval.checks.judge import JUDGE_PARAMS, JudgeError, grader_request, parse_rubric
-from pytest_grokeval.checks.registry import CHECKS, Check, run_checks
+from pytest_grokeval.checks.registry import CHECKS, Check, CheckResult, run_checks
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.budgets import estimate_request_cost
 from pytest_grokeval.engine.catalog import (
@@ -94,6 +94,10 @@ class GrokRun:
         # Sample outcomes by (item key, sample), and grader replies by (key, sample, check).
         self.outcomes: dict[tuple[str, int], Outcome] = {}
         self.graded: dict[tuple[str, int, str], Outcome] = {}
+        # Check results of the samples the prefetch checked to decide when to stop sampling,
+        # or the judge problem that left one undecided: items show these, never re-run them.
+        self.checked: dict[tuple[str, int], list[CheckResult] | JudgeError] = {}
+        self._adopted: dict[tuple[str, int], tuple[str | None, list[Any]]] = {}
         self.counts = Counts()
         self.engine_stats = EngineStats()
         # Per suite file: every recording key its collected items may use, and item names.
@@ -156,6 +160,44 @@ class GrokRun:
             for c in checks
             if (key, sample, c.name) in self.graded
         }
+
+    def checked_json(self) -> list[list[Any]]:
+        """The kept check results as JSON rows, for xdist followers: [key, sample, judge
+        problem or None, [[check name, passed, expected, got], ...] or None]."""
+        rows: list[list[Any]] = []
+        for (key, sample), got in self.checked.items():
+            if isinstance(got, JudgeError):
+                rows.append([key, sample, str(got), None])
+            else:
+                results = [[r.check.name, r.passed, r.expected, r.got] for r in got]
+                rows.append([key, sample, None, results])
+        return rows
+
+    def adopt_checked(self, rows: Sequence[list[Any]]) -> None:
+        """Keep the fetching worker's check results (checked_json rows), so that no check
+        runs twice under xdist; kept() matches them to the item's checks."""
+        for key, sample, problem, results in rows:
+            self._adopted[(key, sample)] = (problem, results)
+
+    def kept(
+        self, key: str, sample: int, checks: Sequence[Check]
+    ) -> list[CheckResult] | JudgeError | None:
+        """The results the prefetch kept for one sample, or None when it checked none."""
+        if (key, sample) in self.checked:
+            return self.checked[(key, sample)]
+        adopted = self._adopted.get((key, sample))
+        if adopted is None:
+            return None
+        problem, results = adopted
+        if problem is not None:
+            return JudgeError(problem)
+        by_name = {check.name: check for check in checks}
+        if [row[0] for row in results] != [check.name for check in checks]:
+            return None  # another worker's checks differ: check here instead
+        return [
+            CheckResult(by_name[name], passed, expected, got)
+            for name, passed, expected, got in results
+        ]
 
     def prefetch(self, jobs: Sequence[Job], progress: Progress | None) -> None:
         """Replay what recordings hold, send the rest at once, record what came back."""
@@ -325,14 +367,17 @@ class GrokRun:
         self.outcomes[(job.key, request.sample)] = outcome
         if isinstance(outcome, FetchError):
             return None
+        # A response without text fails the judge without asking it (see run_checks).
+        graders = [c for c in job.checks if CHECKS[c.base].needs_grader and outcome.has_text]
         graded = await asyncio.gather(
-            *(self._grade(engine, job, request.sample, check, outcome) for check in job.checks
-              if CHECKS[check.base].needs_grader)
+            *(self._grade(engine, job, request.sample, check, outcome) for check in graders)
         )
         try:
             results = run_checks(job.checks, outcome, dict(graded))
-        except JudgeError:
+        except JudgeError as exc:
+            self.checked[(job.key, request.sample)] = exc
             return None
+        self.checked[(job.key, request.sample)] = results
         return all(result.passed for result in results)
 
     async def _grade(

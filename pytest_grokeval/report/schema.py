@@ -235,6 +235,19 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "latency_ms": {"type": "number", "minimum": 0},
                 "cost_usd": _NUMBER_OR_NULL,
                 "replayed": {"type": "boolean"},
+                "refusal": {"type": "string", "description": "the API's refusal, when given"},
+                "tool_calls": {
+                    "type": "array",
+                    "description": "the tool calls the model asked for, when any",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "arguments"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "arguments": {"description": "decoded JSON, or the text if not JSON"},
+                        },
+                    },
+                },
             },
         },
         "error": {

@@ -96,9 +96,10 @@ class Completion:
     latency_ms: float
     cost_usd: float | None
     replayed: bool = False
+    via: str | None = None  # "batch" when read from xAI's Batch API; None: real time
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "text": self.text,
             "finish_reason": self.finish_reason,
             "model": self.model,
@@ -106,6 +107,9 @@ class Completion:
             "latency_ms": round(self.latency_ms, 1),
             "cost_usd": self.cost_usd,
         }
+        if self.via is not None:
+            data["via"] = self.via
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, replayed: bool) -> Completion:
@@ -117,6 +121,7 @@ class Completion:
             latency_ms=float(data.get("latency_ms") or 0.0),
             cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),
             replayed=replayed,
+            via=None if data.get("via") is None else str(data["via"]),
         )
 
 

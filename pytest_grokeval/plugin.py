@@ -44,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Resolve options once, so that a bad value stops pytest before collection."""
     make_client = config.hook.pytest_grokeval_make_client
     config.stash[RUN_KEY] = GrokRun(options.resolve(config), config.rootpath, make_client)
+    config.stash[RUN_KEY].cache = getattr(config, "cache", None)  # batch ids (--grok-batch)
     config.addinivalue_line("markers", marker.MARKER_HELP)
     files.register(config)
     distributed = config.pluginmanager.hasplugin("xdist") and config.getoption("dist") != "no"

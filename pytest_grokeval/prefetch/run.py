@@ -23,6 +23,7 @@ from pytest_grokeval.recordings.store import RecordingError, RecordingStore, rec
 if TYPE_CHECKING:
     import openai
 
+    from pytest_grokeval.engine.batch import Cache
     from pytest_grokeval.report.terminal import Progress
 
     # config.hook.pytest_grokeval_make_client: called with settings=..., returns a client or None.
@@ -83,6 +84,7 @@ class GrokRun:
         self.prefetched = False
         self.leader = False  # under xdist: this worker fetched for all of them
         self.fatal: str | None = None
+        self.cache: Cache | None = None  # pytest's config.cache: where batch mode keeps ids
         self._stores: dict[Path, RecordingStore | RecordingError] = {}
         self._finished: set[str] = set()
         self._waiting: dict[str, list[tuple[RecordingStore, str, int]]] = {}
@@ -131,11 +133,17 @@ class GrokRun:
     def prefetch(self, jobs: Sequence[Job], progress: Progress | None) -> None:
         """Replay what recordings hold, send the rest at once, record what came back."""
         started = time.monotonic()
-        engine = Engine(
-            self._engine_settings(),
-            on_result=self._received,
-            on_progress=progress.update if progress else None,
-            client_factory=self._client,
+        if self.settings.batch_cancel:
+            self._cancel_batches()
+        engine = (
+            self._batch_engine(jobs, progress)
+            if self.settings.batch
+            else Engine(
+                self._engine_settings(),
+                on_result=self._received,
+                on_progress=progress.update if progress else None,
+                client_factory=self._client,
+            )
         )
         try:
             to_send = self._to_send(jobs)
@@ -209,7 +217,7 @@ class GrokRun:
         """Sample in waves until the pass rate is decided; grade each sample as it arrives."""
         plan = Plan(len(job.requests), job.min_pass_rate)
         passes = failures = sent = 0
-        while (wave := plan.next_wave(passes, failures)) > 0:
+        while (wave := self._wave(plan, passes, failures, sent)) > 0:
             batch = job.requests[sent : sent + wave]
             sent += wave
             verdicts = await asyncio.gather(*(self._sample(engine, job, r) for r in batch))
@@ -218,6 +226,12 @@ class GrokRun:
             passes += sum(1 for v in verdicts if v)
             failures += sum(1 for v in verdicts if not v)
         self._finished.add(job.key)
+
+    def _wave(self, plan: Plan, passes: int, failures: int, sent: int) -> int:
+        # A batch answers in minutes to hours: every sample goes in at once, no early stopping.
+        if self.settings.batch:
+            return plan.repeat - sent
+        return plan.next_wave(passes, failures)
 
     async def _sample(self, engine: Engine, job: Job, request: ChatRequest) -> bool | None:
         """Fetch and check one sample: True or False, or None when it could not be judged."""
@@ -283,6 +297,43 @@ class GrokRun:
         for store, name, slot in self._waiting.pop(request.fingerprint, []):
             if isinstance(outcome, Completion):
                 self._record(store, name, request, slot, outcome)
+
+    # -- batch mode (--grok-batch): the same flows, answered by engine/batch.py -----------------
+
+    def _batch_engine(self, jobs: Sequence[Job], progress: Progress | None) -> Engine:
+        """The batch engine for this run, once its models are known to be batchable."""
+        from pytest_grokeval.engine import batch
+
+        models = {r.model for r in self._to_send(jobs)}
+        if any(CHECKS[c.base].needs_grader for job in jobs for c in job.checks):
+            models.add(self.settings.judge_model or self.settings.model)
+        batch.refuse_unbatchable(models)
+        return batch.BatchEngine(
+            self._engine_settings(),
+            key=batch.request_set_key(
+                (r for job in jobs for r in job.requests), self.settings.base_url
+            ),
+            cache=self.cache,
+            wait=self.settings.batch_wait,
+            on_result=self._received,
+            on_flush=self.save,
+            on_line=progress.show if progress else None,
+            say=progress.say if progress else _silent,
+            client_factory=self._client,
+        )
+
+    def _cancel_batches(self) -> None:
+        """--grok-batch-cancel: cancel what earlier batch runs left, then stop the run."""
+        from pytest_grokeval.engine import batch
+
+        client = self._client(self._engine_settings())
+        cancelled = run_sync(lambda: batch.cancel_stored(self.cache, client))
+        done = (
+            f"cancelled batch {', '.join(cancelled)}"
+            if cancelled
+            else "pytest's cache names no batch of an earlier --grok-batch run"
+        )
+        raise batch.BatchStop(f"--grok-batch-cancel: {done}; nothing else was sent")
 
     def _to_send(self, jobs: Sequence[Job]) -> list[ChatRequest]:
         """The sample requests replay will not answer: what the run plans to send."""
@@ -378,6 +429,10 @@ class GrokRun:
     def save(self) -> None:
         for store in self.stores().values():
             store.save()
+
+
+def _silent(text: str) -> None:
+    """Where batch messages go without a terminal (an xdist worker): pytest's cache has them."""
 
 
 class BudgetExceeded(Exception):

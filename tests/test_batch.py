@@ -1,0 +1,231 @@
+"""Issue 16: --grok-batch sends the run through xAI's Batch API (the fake's batch endpoints)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import API_KEY, INI, Project
+
+from pytest_grokeval.checks.judge import JUDGE_SYSTEM
+from pytest_grokeval.testing import FakeGrok, FakeRequest, Reply
+from pytest_grokeval.testing.batch import FakeBatches
+
+CASES = 500
+
+
+def numbered(count: int, *, head: str = "") -> str:
+    cases = "".join(
+        f"  - id: case-{i}\n    prompt: prompt {i}\n    expect: {{contains: prompt {i}}}\n"
+        for i in range(count)
+    )
+    return f"{head}cases:\n{cases}"
+
+
+class BatchProject(Project):
+    def __init__(self, pytester: pytest.Pytester, server: FakeGrok, batches: FakeBatches):
+        super().__init__(pytester, server)
+        self.batches = batches
+
+    def entries(self, suite: str) -> dict[str, list[dict[str, Any]]]:
+        document = json.loads(self.recording(suite).read_text())
+        entries: dict[str, list[dict[str, Any]]] = document["entries"]
+        return entries
+
+
+@pytest.fixture
+def batches() -> FakeBatches:
+    return FakeBatches(delay=0.5)
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, batches: FakeBatches, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BatchProject]:
+    monkeypatch.setenv("XAI_API_KEY", API_KEY)
+    monkeypatch.delenv("XAI_BASE_URL", raising=False)
+    pytester.makeini(INI)
+    with FakeGrok(routes=batches.routes()) as server:
+        yield BatchProject(pytester, server, batches)
+
+
+def wait_until(predicate: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout}s for {what}")
+        time.sleep(0.02)
+
+
+def recorded_count(path: Path) -> int:
+    try:
+        return len(json.loads(path.read_text())["entries"])
+    except (OSError, ValueError):
+        return 0
+
+
+def test_500_cases_go_into_one_batch_with_no_real_time_request_and_replay_without_a_key(
+    project: BatchProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.suite("test_many.yaml", numbered(CASES))
+
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=CASES)
+    assert project.batches.created == 1
+    assert project.batches.snapshot()["requests"] == CASES
+    assert project.server.request_count == 0
+    entries = project.entries("test_many.yaml")
+    assert len(entries) == CASES
+    assert {sample["response"]["via"] for samples in entries.values() for sample in samples} == {
+        "batch"
+    }
+    result.stdout.fnmatch_lines(["grokeval: created batch batch_000000 (main); resume with*"])
+
+    monkeypatch.delenv("XAI_API_KEY")
+    replay = project.run("--grok-record=none")
+    replay.assert_outcomes(passed=CASES)
+    assert project.server.request_count == 0
+    assert project.batches.created == 1
+
+
+def test_sigterm_leaves_the_batch_running_and_a_rerun_reads_only_the_rest(
+    project: BatchProject,
+) -> None:
+    half = CASES // 2
+    project.batches.hold_after = half
+    project.suite("test_many.yaml", numbered(CASES))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *project.args("--grok-batch")],
+        cwd=project.path,
+        env={**os.environ, "XAI_API_KEY": API_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        project.batches.wait_for_served(half, timeout=60)
+        # Served is not yet saved: the run saves a round's results before its next request.
+        wait_until(
+            lambda: recorded_count(project.recording("test_many.yaml")) == half,
+            "the first half to be recorded",
+        )
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "keeps running at xAI" in output and "--grok-batch-cancel" in output, output
+    first = set(project.batches.served_ids)
+    assert len(first) == half
+
+    project.batches.release()
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=CASES)
+    result.stdout.fnmatch_lines(["grokeval: resuming batch batch_000000 (main)"])
+    assert project.batches.created == 1
+    assert project.batches.add_calls == 1
+    served = project.batches.served_ids
+    assert not first & set(served[len(first) :])
+    entries = project.entries("test_many.yaml")
+    assert len(entries) == CASES
+    assert all(samples[0]["response"]["via"] == "batch" for samples in entries.values())
+    assert project.server.request_count == 0
+
+
+def test_a_model_xai_does_not_batch_is_refused_before_any_batch_exists(
+    project: BatchProject,
+) -> None:
+    project.suite("test_models.yaml", numbered(2, head="model: grok-4.5\n"))
+
+    result = project.run("--grok-batch")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*--grok-batch: xAI's Batch API does not take 'grok-4.5'*"])
+    assert project.batches.created == 0
+    assert project.server.request_count == 0
+
+
+def test_a_model_the_server_refuses_for_batch_stops_the_run_naming_it(
+    project: BatchProject,
+) -> None:
+    project.batches.rejected.add("grok-4.20-0309-reasoning")
+    project.suite("test_models.yaml", numbered(2, head="model: grok-4.20-0309-reasoning\n"))
+
+    result = project.run("--grok-batch")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*Model grok-4.20-0309-reasoning is not supported for batch processing*"]
+    )
+    assert project.batches.cancels == 1  # the empty batch is not left behind
+    assert project.server.request_count == 0
+
+
+def test_batch_wait_fails_unread_items_as_pending_and_cancel_stops_the_batch(
+    project: BatchProject,
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+
+    result = project.run("--grok-batch", "--grok-batch-wait", "1")
+
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["request failed: still pending in batch batch_000000 after*"])
+
+    cancel = project.run("--grok-batch-cancel")
+    cancel.stdout.fnmatch_lines(["*--grok-batch-cancel: cancelled batch batch_000000*"])
+    assert project.batches.cancels == 1
+    again = project.run("--grok-batch-cancel")
+    again.stdout.fnmatch_lines(["*pytest's cache names no batch*"])
+    assert project.batches.cancels == 1
+
+
+JUDGED = """
+cases:
+  - id: polite
+    prompt: Say something polite.
+    repeat: 3
+    min_pass_rate: 0.3
+    expect:
+      judge: The response is polite.
+"""
+
+
+def grader(request: FakeRequest) -> Reply:
+    if request.body["messages"][0]["content"] == JUDGE_SYSTEM:
+        return Reply(content='{"pass": true, "reason": "It thanks the user."}')
+    return Reply(content="Thank you!")
+
+
+def test_graders_go_into_a_follow_up_batch_and_repeats_send_every_sample(
+    project: BatchProject,
+) -> None:
+    project.server.responder = grader
+    project.suite("test_judged.yaml", JUDGED)
+
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=1)
+    # Real time would stop after the first passing sample; a batch sends all three.
+    assert project.batches.created == 2
+    assert project.batches.snapshot()["requests"] == 3 + 1  # one distinct grader request
+    assert project.server.request_count == 0
+
+
+def test_batch_mode_needs_a_recording_mode_that_sends(project: BatchProject) -> None:
+    project.suite("test_many.yaml", numbered(1))
+    result = project.run("--grok-batch", "--grok-record=none")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--grok-batch sends requests, but --grok-record=none*"])

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,7 +181,8 @@ def test_batch_wait_fails_unread_items_as_pending_and_cancel_stops_the_batch(
     project.batches.hold_after = 1
     project.suite("test_many.yaml", numbered(3))
 
-    result = project.run("--grok-batch", "--grok-batch-wait", "1")
+    # In a subprocess with a timeout: a wait that never ends must fail this test, not hang it.
+    result = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
 
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["request failed: still pending in batch batch_000000 after*"])
@@ -221,6 +224,40 @@ def test_graders_go_into_a_follow_up_batch_and_repeats_send_every_sample(
     # Real time would stop after the first passing sample; a batch sends all three.
     assert project.batches.created == 2
     assert project.batches.snapshot()["requests"] == 3 + 1  # one distinct grader request
+    assert project.server.request_count == 0
+
+
+def test_under_xdist_one_worker_owns_the_one_batch(project: BatchProject) -> None:
+    project.suite("test_many.yaml", numbered(20))
+
+    result = project.run("--grok-batch", "-n", "2")
+
+    result.assert_outcomes(passed=20)
+    assert project.batches.created == 1
+    assert project.batches.snapshot()["requests"] == 20
+    assert project.server.request_count == 0
+    assert len(project.entries("test_many.yaml")) == 20
+
+
+def test_the_fake_refuses_add_calls_over_its_limit_with_a_429(project: BatchProject) -> None:
+    project.batches.add_calls_per_window = 1
+    base = project.url.removesuffix("/v1")
+    headers = {"authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
+
+    def post(path: str, body: object) -> int:
+        request = urllib.request.Request(
+            base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    assert post("/v1/batches", {"name": "x"}) == 200
+    add = {"batch_requests": []}
+    assert [post("/v1/batches/batch_000000/requests", add) for _ in range(2)] == [200, 429]
+    assert project.batches.rate_limited == 1
     assert project.server.request_count == 0
 
 

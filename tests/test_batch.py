@@ -18,6 +18,7 @@ import pytest
 from conftest import API_KEY, INI, Project
 
 from pytest_grokeval.checks.judge import JUDGE_SYSTEM
+from pytest_grokeval.options import BATCH_FLAGS
 from pytest_grokeval.testing import FakeGrok, FakeRequest, Reply
 from pytest_grokeval.testing.batch import FakeBatches
 
@@ -259,6 +260,32 @@ def test_the_fake_refuses_add_calls_over_its_limit_with_a_429(project: BatchProj
     assert [post("/v1/batches/batch_000000/requests", add) for _ in range(2)] == [200, 429]
     assert project.batches.rate_limited == 1
     assert project.server.request_count == 0
+
+
+def test_a_result_without_ticks_is_costed_at_half_the_list_price_saying_so(
+    project: BatchProject,
+) -> None:
+    project.suite("test_many.yaml", numbered(1))
+    # A usage override sets keys: ticks of JSON null are no ticks.
+    no_ticks: dict[str, Any] = {
+        "prompt_tokens": 1_000_000, "completion_tokens": 0, "cost_in_usd_ticks": None
+    }
+    project.server.responder = lambda request: Reply(usage=no_ticks)
+
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["grokeval: 1 batch results carried no cost; each is costed at "
+                                 "half the list price*"])
+    (sample,) = project.entries("test_many.yaml")["case-0"]
+    assert sample["response"]["cost_usd"] == pytest.approx(1.25 / 2)
+
+
+def test_every_batch_option_is_in_the_readme_options_table() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for flag, *_ in BATCH_FLAGS:
+        assert f"| `{flag}" in readme, flag
+    assert "## Batch mode" in readme
 
 
 def test_batch_mode_needs_a_recording_mode_that_sends(project: BatchProject) -> None:

@@ -21,6 +21,7 @@ Routes (shapes as shared research notes §1.1 describe xAI's):
   client may come back with the last token it got and read only what is new. While the batch
   still has pending requests the last page carries a token too.
 - ``POST /v1/batches/{id}:cancel`` -> the batch; its pending requests are cancelled.
+- ``GET /_fake/batches`` (also under ``/v1``): `snapshot()` plus ``served_ids``.
 
 A request's result is ready `delay` seconds after its add call at the latest, the call's
 requests spread evenly over that time; `hold_after=N` keeps every result after the N-th of a
@@ -117,6 +118,7 @@ class FakeBatches:
             web.get(batch + "/results", self._results, allow_head=False),
             web.post(batch + ":cancel", self._cancel),
             web.get("/_fake/batches", self._snapshot, allow_head=False),
+            web.get("/v1/_fake/batches", self._snapshot, allow_head=False),
         ]
 
     # -- what tests read ----------------------------------------------------------------------

@@ -4,33 +4,31 @@
 graders, recording) stay as they are: the requests asked for at the start go into one batch,
 grader requests asked for later into a follow-up batch, and each fetch resolves when its result
 is read. The batch ids, what was added and how far the results were read live in pytest's cache
-under `CACHE_KEY`, keyed by the run's request set, so a rerun polls instead of creating.
+(engine/batchstore.py), keyed by the run's request set, so a rerun polls instead of creating.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import random
 import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome, canonical_json
+from pytest_grokeval.engine.batchstore import Batch, Cache, Stored
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, ResultCallback
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
-from pytest_grokeval.engine.pricing import cost_from_usage
+from pytest_grokeval.engine.pricing import TICKS_PER_USD, cost_from_usage
 from pytest_grokeval.engine.wire import parse_completion
 
 if TYPE_CHECKING:
     import openai
 
-CACHE_KEY = "grokeval/batch"
 # xAI: "Model grok-4.5 is not supported for batch processing" (live, 2026-07); the model cards
 # of 4.6, 4.7 and Grok Build mark Batch unavailable (shared research notes §1.1).
 UNBATCHABLE = frozenset(
@@ -54,28 +52,12 @@ RESUME = (
 )
 
 
-class Cache(Protocol):
-    """pytest's `config.cache`, as far as batch mode uses it."""
-
-    def get(self, key: str, default: Any) -> Any: ...
-
-    def set(self, key: str, value: object) -> None: ...
-
-
 class BatchStop(FatalAPIError):
     """Batch mode cannot go on (a refused model, a cancelled batch): the run stops, saying why."""
 
     def __init__(self, message: str) -> None:
         Exception.__init__(self, message)
         self.error = FetchError(message, kind="fatal")
-
-
-def request_set_key(requests: Iterable[ChatRequest], base_url: str) -> str:
-    """A short hash naming a run's request set at a base URL: the cache key of its batches."""
-    digest = hashlib.sha256(base_url.encode())
-    for fingerprint in sorted({r.fingerprint for r in requests}):
-        digest.update(fingerprint.encode())
-    return digest.hexdigest()[:16]
 
 
 def refuse_unbatchable(models: Iterable[str]) -> None:
@@ -87,40 +69,6 @@ def refuse_unbatchable(models: Iterable[str]) -> None:
             f"--grok-batch: xAI's Batch API does not take {names}; nothing was sent. "
             "Run those cases without --grok-batch (deselect them with -k), or use another model"
         )
-
-
-async def cancel_stored(cache: Cache | None, client: openai.AsyncOpenAI) -> list[str]:
-    """Cancel every batch this checkout's cache holds, forget them, and return their ids."""
-    stored: dict[str, Any] = cache.get(CACHE_KEY, {}) if cache is not None else {}
-    cancelled = []
-    try:
-        for entry in stored.values():
-            for batch in entry.values() if isinstance(entry, dict) else ():
-                if isinstance(batch, dict) and isinstance(batch.get("id"), str):
-                    await client.post(f"/batches/{batch['id']}:cancel", cast_to=object)
-                    cancelled.append(batch["id"])
-    finally:
-        await client.close()
-    if cache is not None:
-        cache.set(CACHE_KEY, {})
-    return cancelled
-
-
-@dataclass
-class _Batch:
-    """One batch of this run: its id, what was added, and the results token read up to."""
-
-    role: str  # "main" or "judge"
-    batch_id: str
-    added: set[str] = field(default_factory=set)
-    token: str | None = None
-    pending: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    ticks: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.batch_id, "added": sorted(self.added), "token": self.token}
 
 
 class BatchEngine(Engine):
@@ -147,9 +95,9 @@ class BatchEngine(Engine):
     ) -> None:
         super().__init__(settings, on_result=on_result, client_factory=client_factory)
         self.key = key
-        self.batches: dict[str, _Batch] = {}
+        self.batches: dict[str, Batch] = {}
         self.estimated = 0  # results without ticks, costed at half the list price
-        self._cache = cache
+        self._stored = Stored(cache, key)
         self._wait = wait
         self._on_flush = on_flush
         self._on_line = on_line
@@ -188,20 +136,34 @@ class BatchEngine(Engine):
         if runner is not None:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
-        unread = [f for f in self._futures.values() if not f.done()]
+        unread = [
+            f
+            for f in self._futures.values()
+            if not f.done() or f.cancelled() or f.exception() is not None
+        ]
         for future in unread:
             future.cancel()
         if self._client is not None:
             await self._client.close()
         self.stats.total = len(self._futures)
+        if self.estimated:
+            self._say(
+                f"grokeval: {self.estimated} batch results carried no cost; each is costed at "
+                "half the list price (the Batch API's discount)"
+            )
+        for batch in self.batches.values():
+            self._say(
+                f"grokeval: batch {batch.batch_id} ({batch.role}) has cost "
+                f"${batch.ticks / TICKS_PER_USD:.6f} so far, by its cost_breakdown"
+            )
         if unread and self.batches:
             ids = ", ".join(b.batch_id for b in self.batches.values())
             self._say(
                 f"grokeval: batch {ids} keeps running at xAI with {len(unread)} results not "
                 f"read; {RESUME}"
             )
-        elif not unread and self._expired is None and self._cache is not None:
-            self._forget()
+        elif not unread and self._expired is None:
+            self._stored.forget()
 
     async def fetch(self, request: ChatRequest) -> Outcome:
         """The outcome of one request, added to a batch once however many callers ask."""
@@ -237,14 +199,13 @@ class BatchEngine(Engine):
         started = time.monotonic()
         await self._gathered()
         client = self._client = self._client_factory(self.settings)
-        stored = self._stored()
         poll = POLL_FIRST
         polling = 0.0
         while True:
             if self._queue:
                 role = "judge" if "main" in self.batches else "main"
                 requests, self._queue = self._queue, []
-                await self._add(client, await self._open(client, role, stored), requests)
+                await self._add(client, await self._open(client, role), requests)
             # --grok-batch-wait counts from the first poll: creating and adding is not polling.
             polling = polling or time.monotonic()
             got = 0
@@ -255,7 +216,7 @@ class BatchEngine(Engine):
                 if self._on_flush is not None:
                     self._on_flush()
                 poll = POLL_FIRST
-            self._store()
+            self._stored.save(self.batches.values())
             if self._wait is not None and time.monotonic() - polling >= self._wait:
                 self._expire()
                 return
@@ -280,13 +241,13 @@ class BatchEngine(Engine):
                 if self._futures:
                     return
 
-    async def _open(self, client: openai.AsyncOpenAI, role: str, stored: dict[str, Any]) -> _Batch:
+    async def _open(self, client: openai.AsyncOpenAI, role: str) -> Batch:
         """This run's batch for `role`: the one the cache names, else a new one."""
         if role in self.batches:
             return self.batches[role]
-        entry = stored.get(role)
-        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-            batch = _Batch(role, entry["id"], set(entry.get("added") or ()), entry.get("token"))
+        found = self._stored.load(role)
+        if found is not None:
+            batch = found
             self._say(f"grokeval: resuming batch {batch.batch_id} ({role})")
         else:
             name = f"grokeval-{self.key}-{role}"
@@ -294,14 +255,14 @@ class BatchEngine(Engine):
             await asyncio.sleep(max(0.0, self._created_at + CREATE_INTERVAL - time.monotonic()))
             self._created_at = time.monotonic()
             data = await self._call(client.post, "/batches", body={"name": name})
-            batch = _Batch(role, str(_field(data, "batch_id")))
+            batch = Batch(role, str(_field(data, "batch_id")))
             self._say(f"grokeval: created batch {batch.batch_id} ({role}); {RESUME}")
         self.batches[role] = batch
-        self._store()
+        self._stored.save(self.batches.values())
         return batch
 
     async def _add(
-        self, client: openai.AsyncOpenAI, batch: _Batch, requests: list[ChatRequest]
+        self, client: openai.AsyncOpenAI, batch: Batch, requests: list[ChatRequest]
     ) -> None:
         """Add what the batch lacks, in calls within xAI's size and rate limits."""
         now = time.monotonic()
@@ -325,7 +286,7 @@ class BatchEngine(Engine):
             await self._add_call(client, batch, chunk)
 
     async def _add_call(
-        self, client: openai.AsyncOpenAI, batch: _Batch, chunk: list[dict[str, Any]]
+        self, client: openai.AsyncOpenAI, batch: Batch, chunk: list[dict[str, Any]]
     ) -> None:
         while len(self._add_calls) >= ADD_CALLS:
             wait = self._add_calls[0] + ADD_WINDOW - time.monotonic()
@@ -342,13 +303,13 @@ class BatchEngine(Engine):
                 with contextlib.suppress(Exception):
                     await client.post(f"/batches/{batch.batch_id}:cancel", cast_to=object)
                 self.batches.pop(batch.role, None)
-                self._store()
+                self._stored.save(self.batches.values())
             raise BatchStop(f"--grok-batch: {exc.error.message}; nothing more was sent") from None
         batch.added.update(item["batch_request_id"] for item in chunk)
         self.stats.sent += len(chunk)
-        self._store()
+        self._stored.save(self.batches.values())
 
-    async def _read(self, client: openai.AsyncOpenAI, batch: _Batch) -> int:
+    async def _read(self, client: openai.AsyncOpenAI, batch: Batch) -> int:
         """Read the batch's state and every new result page; return how many results came."""
         state = await self._call(client.get, f"/batches/{batch.batch_id}")
         counts = _field(state, "state") if isinstance(state, dict) else {}
@@ -464,25 +425,6 @@ class BatchEngine(Engine):
             ceiling = min(BACKOFF_CAP, self.settings.backoff_base * 2.0**attempt)
             await asyncio.sleep(problem.retry_after or ceiling * (0.5 + random.random() / 2))
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _stored(self) -> dict[str, Any]:
-        if self._cache is None:
-            return {}
-        entry = self._cache.get(CACHE_KEY, {}).get(self.key)
-        return entry if isinstance(entry, dict) else {}
-
-    def _store(self) -> None:
-        if self._cache is None:
-            return
-        stored = self._cache.get(CACHE_KEY, {})
-        stored[self.key] = {role: b.to_json() for role, b in self.batches.items()}
-        self._cache.set(CACHE_KEY, stored)
-
-    def _forget(self) -> None:
-        assert self._cache is not None
-        stored = self._cache.get(CACHE_KEY, {})
-        if stored.pop(self.key, None) is not None:
-            self._cache.set(CACHE_KEY, stored)
 
 
 def _field(data: Any, name: str) -> Any:

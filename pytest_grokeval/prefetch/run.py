@@ -23,7 +23,7 @@ from pytest_grokeval.recordings.store import RecordingError, RecordingStore, rec
 if TYPE_CHECKING:
     import openai
 
-    from pytest_grokeval.engine.batch import Cache
+    from pytest_grokeval.engine.batchstore import Cache
     from pytest_grokeval.report.terminal import Progress
 
     # config.hook.pytest_grokeval_make_client: called with settings=..., returns a client or None.
@@ -302,7 +302,7 @@ class GrokRun:
 
     def _batch_engine(self, jobs: Sequence[Job], progress: Progress | None) -> Engine:
         """The batch engine for this run, once its models are known to be batchable."""
-        from pytest_grokeval.engine import batch
+        from pytest_grokeval.engine import batch, batchstore
 
         models = {r.model for r in self._to_send(jobs)}
         if any(CHECKS[c.base].needs_grader for job in jobs for c in job.checks):
@@ -310,7 +310,7 @@ class GrokRun:
         batch.refuse_unbatchable(models)
         return batch.BatchEngine(
             self._engine_settings(),
-            key=batch.request_set_key(
+            key=batchstore.request_set_key(
                 (r for job in jobs for r in job.requests), self.settings.base_url
             ),
             cache=self.cache,
@@ -324,10 +324,10 @@ class GrokRun:
 
     def _cancel_batches(self) -> None:
         """--grok-batch-cancel: cancel what earlier batch runs left, then stop the run."""
-        from pytest_grokeval.engine import batch
+        from pytest_grokeval.engine import batch, batchstore
 
         client = self._client(self._engine_settings())
-        cancelled = run_sync(lambda: batch.cancel_stored(self.cache, client))
+        cancelled = run_sync(lambda: batchstore.cancel_stored(self.cache, client))
         done = (
             f"cancelled batch {', '.join(cancelled)}"
             if cancelled

@@ -6,6 +6,8 @@ It changes nothing unless asked, and reports phase figures to a file:
   the `pytest_grokeval_make_client` hook, so a whole `pytest` run can be measured with a
   proposed client before anyone changes the plugin;
 - $GROKEVAL_BENCH_WINDOW_MARGIN sets `budgets.WINDOW_MARGIN` (seconds), for bench/rate.py;
+- $GROKEVAL_BENCH_NO_JOURNAL=1 turns off save-as-you-go (`Journal.append` does nothing), to
+  measure what the journal costs (bench/prefetch.py's `plugin-nojournal` variant);
 - $GROKEVAL_BENCH_STOP_AFTER_PREFETCH=1 skips running the items once the prefetch is done;
 - $GROKEVAL_BENCH_PROFILE is a path: cProfile stats of the prefetch phase alone;
 - $GROKEVAL_BENCH_OUT is a path: one JSON object with the wall time, CPU time and peak RSS at
@@ -26,6 +28,7 @@ import pytest
 import pytest_grokeval.engine.budgets as budgets
 from pytest_grokeval.engine.engine import EngineSettings
 from pytest_grokeval.prefetch.run import GrokRun
+from pytest_grokeval.recordings.journal import Journal
 
 _figures: dict[str, Any] = {}
 _started: list[float] = []
@@ -39,6 +42,9 @@ def pytest_grokeval_make_client(settings: EngineSettings) -> Any:
     from _clients import FACTORIES
 
     return FACTORIES[name](settings)
+
+if os.environ.get("GROKEVAL_BENCH_NO_JOURNAL") == "1":
+    Journal.append = lambda self, line: None  # type: ignore[method-assign]
 
 if os.environ.get("GROKEVAL_BENCH_WINDOW_MARGIN"):
     budgets.WINDOW_MARGIN = float(os.environ["GROKEVAL_BENCH_WINDOW_MARGIN"])

@@ -9,6 +9,8 @@ Per concurrency C, interleaved A, B, A, B... in fresh processes:
   baseline          bench/baseline_gather.py (AsyncOpenAI + Semaphore + gather), its own timer
   plugin            `pytest --grok-record=all`, the "prefetch: X s wall" line of the summary
                     (the run stops after the prefetch: bench/bench_plugin.py)
+  plugin-nojournal  with --journal-cost: the same run with save-as-you-go turned off, to
+                    measure what journaling each response as it arrives costs (issue 11)
   plugin+<client>   with --all-variants: the same pytest run, its client made by a
                     bench/_clients.py factory through the pytest_grokeval_make_client hook
   engine:<client>   with --all-variants: Engine.run driven directly with each client factory,
@@ -140,6 +142,7 @@ def run_variant(variant: str, server: FakeServer, project: Path, n: int, c: int)
         figures = result.json_line()
     else:
         client = variant.split("+", 1)[1] if "+" in variant else None
+        no_journal = {"GROKEVAL_BENCH_NO_JOURNAL": "1"} if variant == "plugin-nojournal" else {}
         # Stopped after the prefetch: running the items is replay.py's subject, not this one's.
         result, phases = run_pytest(
             project,
@@ -150,6 +153,7 @@ def run_variant(variant: str, server: FakeServer, project: Path, n: int, c: int)
             api_key=True,
             client=client,
             stop_after_prefetch=True,
+            extra_env=no_journal,
         )
         if phases.get("items") != n:
             raise RuntimeError(f"{variant}: collected {phases.get('items')} items, not {n}")
@@ -182,6 +186,11 @@ def main() -> None:
         action="store_true",
         help="add the plugin+<client> and engine:<client> variants (clients compared)",
     )
+    parser.add_argument(
+        "--journal-cost",
+        action="store_true",
+        help="add plugin-nojournal: the plugin with save-as-you-go off, beside the plugin",
+    )
     parser.add_argument("-n", type=int, default=None, help="cases (default 1000)")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, nargs="+", default=None)
@@ -201,6 +210,8 @@ def main() -> None:
     runs = args.runs or (1 if args.quick else 3)
     levels = args.concurrency or ([64] if args.quick else [2, 16, 64, 256])
     every = ["baseline", "plugin"]
+    if args.journal_cost:
+        every.insert(1, "plugin-nojournal")
     if args.all_variants:
         every += [f"plugin+{c}" for c in PYTEST_CLIENTS]
         every += [f"engine:{c}" for c in ENGINE_CLIENTS]

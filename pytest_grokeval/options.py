@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from pytest_grokeval.recordings.store import MODES
+from pytest_grokeval.redaction import Redactor
 
 DEFAULT_MODEL = "grok-4.3"
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
@@ -117,16 +119,35 @@ class Settings:
     baseline: Path | None
     files: tuple[str, ...]
     api_key_env: str
-    api_key: str | None
+    # Never in a repr: pytest -l prints the locals of failing frames, settings included.
+    api_key: str | None = field(repr=False)
     backoff_base: float
     judge_model: str | None = None
     batch: bool = False
     batch_wait: float | None = None
     batch_cancel: bool = False
 
+    def __repr__(self) -> str:
+        # The base URL may hold credentials (https://user:password@host/v1).
+        shown = ", ".join(
+            f"{name}={self.redactor(repr(getattr(self, name)))}"
+            for name, spec in self.__dataclass_fields__.items()
+            if spec.repr
+        )
+        return f"Settings({shown})"
+
     @property
     def base_host(self) -> str:
-        return urlsplit(self.base_url).netloc or self.base_url
+        """Host and port of the base URL, never its credentials."""
+        parts = urlsplit(self.base_url)
+        if not parts.hostname:
+            return self.redactor(self.base_url)
+        return parts.hostname + (f":{parts.port}" if parts.port else "")
+
+    @functools.cached_property
+    def redactor(self) -> Redactor:
+        """Hides this run's key and base URL credentials in any text."""
+        return Redactor.for_key(self.api_key, self.base_url)
 
 
 def _raw(config: pytest.Config, opt: Option) -> Any:

@@ -1,38 +1,41 @@
 """pytest-xdist: one worker fetches for all, so the concurrency limit holds for the whole run.
 
 Every worker collects the full suite and sees every selected item before its loop starts, but
-none knows which items it will run. So the first worker to create the leader file in a folder
-the controller shares with all workers fetches every request (one process, one semaphore) and
-writes the outcomes there; the others wait for that file and read it. Only the leader writes
-recordings. Followers stop waiting when the leader's process is gone or its heartbeat stops.
+none knows which items it will run. Following pytest-xdist's recipe for session work done
+once, the workers take a file lock in a folder the controller shares with them: the first one
+fetches every request (one process, one semaphore) while holding it and publishes the outcomes
+before letting go; the others wait on the lock, then read them. Only that worker writes
+recordings. The operating system releases the lock of a worker that dies, so a worker that
+gets it and finds the fetcher's claim but no outcomes knows the fetcher died, with no
+heartbeat to watch.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
+from pytest_grokeval.collect.items import RUN_KEY
 from pytest_grokeval.data import Completion, FetchError, Outcome
+from pytest_grokeval.engine.engine import EngineStats
+from pytest_grokeval.prefetch.run import Counts, GrokRun
+from pytest_grokeval.report.terminal import summary_lines
 
 SHARED_DIR_KEY = "grokeval_shared_dir"
+CONTROLLER = "grokeval-xdist-controller"
 OUTPUT_KEY = "grokeval"
-LEADER = "leader"
+LOCK = "fetch.lock"
+LEADER = "leader"  # the fetching worker's pid, written once it holds the lock
 OUTCOMES = "outcomes.json"
-HEARTBEAT = "heartbeat"
-HEARTBEAT_INTERVAL = 0.5
-# A leader whose heartbeat is older than this is taken for dead (it may be on another host).
-HEARTBEAT_TIMEOUT = 30.0
-POLL_INTERVAL = 0.05
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -42,6 +45,14 @@ def is_worker(config: pytest.Config) -> bool:
 def shared_dir(config: pytest.Config) -> Path | None:
     value = getattr(config, "workerinput", {}).get(SHARED_DIR_KEY)
     return None if value is None else Path(value)
+
+
+def register(config: pytest.Config) -> None:
+    """Add the hooks of this process's role in an xdist run, if it has one."""
+    if is_worker(config):
+        config.pluginmanager.register(WorkerHooks(), "grokeval-xdist-worker")
+    elif config.pluginmanager.hasplugin("xdist") and config.getoption("dist") != "no":
+        config.pluginmanager.register(ControllerHooks(), CONTROLLER)
 
 
 class ControllerHooks:
@@ -64,36 +75,82 @@ class ControllerHooks:
     def pytest_unconfigure(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def summary(self) -> list[str]:
+        """The leader's figures, as this controller received them; nothing when none ran."""
+        if not self.outputs or not self.outputs[0]["items"]:
+            return []
+        data = self.outputs[0]
+        lines = summary_lines(
+            data["items"],
+            Counts(**data["counts"]),
+            EngineStats(**data["stats"]),
+            data["unused"],
+            data["pruned"],
+        )
+        return [*lines, data["fatal"]] if data["fatal"] else lines
 
-def become_leader(directory: Path) -> bool:
-    """True for exactly one worker of the run: the one that creates the leader file."""
-    try:
-        fd = os.open(directory / LEADER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
-    return True
+
+class WorkerHooks:
+    """Registered on xdist workers only."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        """After a fatal API error, run nothing and have the controller stop every worker.
+
+        ``pytest.exit`` in a worker looks like Ctrl-C to xdist, which replaces the worker.
+        """
+        fatal = session.config.stash[RUN_KEY].fatal
+        if fatal is None:
+            return None
+        session.shouldstop = fatal
+        return True
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """On the worker that fetched, hand the summary's figures to the controller."""
+        run = session.config.stash[RUN_KEY]
+        if run.leader:
+            session.config.workeroutput[OUTPUT_KEY] = {  # type: ignore[attr-defined]
+                "items": run.items,
+                "counts": dataclasses.asdict(run.counts),
+                "stats": dataclasses.asdict(run.engine_stats),
+                "unused": run.unused(),
+                "pruned": run.pruned,
+                "fatal": run.fatal,
+            }
 
 
-@contextlib.contextmanager
-def heartbeat(directory: Path) -> Iterator[None]:
-    """Touch the heartbeat file while the leader fetches, so followers know it is alive."""
-    stop = threading.Event()
-    path = directory / HEARTBEAT
+class FetcherLost(Exception):
+    """The worker fetching for everyone stopped before publishing its outcomes."""
 
-    def beat() -> None:
-        while not stop.is_set():
-            path.touch()
-            stop.wait(HEARTBEAT_INTERVAL)
 
-    thread = threading.Thread(target=beat, name="grokeval-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+def fetch_once(run: GrokRun, directory: Path, fetch: Callable[[], str | None]) -> str | None:
+    """Fetch in the first worker to take the lock; in the others, read what it published.
+
+    ``fetch`` fills ``run`` and returns the message of an error that stops the run, or None;
+    so does this function, in every worker. Raises FetcherLost when the fetching worker died.
+    """
+    # Ctrl-C still stops a waiting worker: FileLock polls, sleeping between attempts.
+    with FileLock(directory / LOCK):
+        published = directory / OUTCOMES
+        claim = directory / LEADER
+        if not published.exists():
+            if claim.exists():
+                pid = claim.read_text(encoding="utf-8")
+                raise FetcherLost(
+                    f"the xdist worker fetching responses for the run (pid {pid}) exited "
+                    "before it finished; see that worker's error above"
+                )
+            claim.write_text(str(os.getpid()), encoding="utf-8")
+            run.leader = True
+            fatal = None
+            try:
+                fatal = fetch()
+            finally:
+                # Also after an exception: the others then report the outcomes it left.
+                _publish(published, run, fatal)
+            return fatal
+    # Published once and never rewritten, so it is read without holding the lock.
+    return _read(published, run)
 
 
 def _dump(outcome: Outcome) -> list[Any]:
@@ -108,80 +165,27 @@ def _load(kind: str, data: dict[str, Any]) -> Outcome:
     return FetchError.from_json(data)
 
 
-Graded = dict[tuple[str, int, str], Outcome]
-
-
-def publish(
-    directory: Path,
-    outcomes: dict[tuple[str, int], Outcome],
-    graded: Graded,
-    fatal: str | None,
-) -> None:
-    """Write every outcome and grader reply for the followers, atomically."""
+def _publish(path: Path, run: GrokRun, fatal: str | None) -> None:
+    """Write every outcome and grader reply for the other workers, atomically."""
     document = {
         "fatal": fatal,
-        "outcomes": [[key, sample, *_dump(o)] for (key, sample), o in outcomes.items()],
-        "graded": [[key, sample, name, *_dump(o)] for (key, sample, name), o in graded.items()],
+        "outcomes": [[key, sample, *_dump(o)] for (key, sample), o in run.outcomes.items()],
+        "graded": [
+            [key, sample, name, *_dump(o)] for (key, sample, name), o in run.graded.items()
+        ],
     }
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".outcomes.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".outcomes.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(document, handle)
-    os.replace(tmp, directory / OUTCOMES)
+    os.replace(tmp, path)
 
 
-def wait_for_leader(
-    directory: Path,
-) -> tuple[dict[tuple[str, int], Outcome], Graded, str | None]:
-    """Read the leader's outcomes once written; raise LeaderLost if it died first."""
-    path = directory / OUTCOMES
-    while not path.exists():
-        _check_leader_alive(directory)
-        time.sleep(POLL_INTERVAL)
+def _read(path: Path, run: GrokRun) -> str | None:
     document = json.loads(path.read_text(encoding="utf-8"))
-    outcomes = {
-        (key, sample): _load(kind, data) for key, sample, kind, data in document["outcomes"]
-    }
-    graded = {
-        (key, sample, name): _load(kind, data)
-        for key, sample, name, kind, data in document["graded"]
-    }
-    return outcomes, graded, document["fatal"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed worker stays a zombie until xdist reaps it, and signal 0 still reaches it.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-class LeaderLost(Exception):
-    """The worker fetching for everyone stopped before publishing its outcomes."""
-
-
-def _check_leader_alive(directory: Path) -> None:
-    leader = directory / LEADER
-    try:
-        pid = int(leader.read_text() or "0")
-    except (OSError, ValueError):
-        return  # being written right now
-    if pid and not _alive(pid):
-        raise LeaderLost(
-            f"the xdist worker fetching responses for the run (pid {pid}) exited before "
-            "it finished; see that worker's error above"
-        )
-    beat = directory / HEARTBEAT
-    stamp = beat.stat().st_mtime if beat.exists() else leader.stat().st_mtime
-    if time.time() - stamp > HEARTBEAT_TIMEOUT:
-        raise LeaderLost(
-            f"the xdist worker fetching responses for the run gave no sign of life for "
-            f"{HEARTBEAT_TIMEOUT:g} s"
-        )
+    for key, sample, kind, data in document["outcomes"]:
+        run.outcomes[(key, sample)] = _load(kind, data)
+    for key, sample, name, kind, data in document["graded"]:
+        run.graded[(key, sample, name)] = _load(kind, data)
+    fatal: str | None = document["fatal"]
+    run.fatal = fatal
+    return fatal

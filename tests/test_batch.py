@@ -22,6 +22,7 @@ from conftest import API_KEY, INI, Project
 
 from pytest_grokeval.checks.judge import JUDGE_SYSTEM
 from pytest_grokeval.options import BATCH_FLAGS
+from pytest_grokeval.recordings.journal import journals_of
 from pytest_grokeval.testing import FakeGrok, FakeRequest, Reply
 from pytest_grokeval.testing.batch import FakeBatches
 
@@ -71,11 +72,13 @@ def wait_until(predicate: Any, what: str, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
-def recorded_count(path: Path) -> int:
-    try:
-        return len(json.loads(path.read_text())["entries"])
-    except (OSError, ValueError):
-        return 0
+def journaled_count(recordings: Path) -> int:
+    """Entries appended to the journals of a recordings file so far (complete lines only)."""
+    return sum(
+        sum(1 for line in path.read_text(encoding="utf-8").splitlines(True)
+            if line.startswith("{") and line.endswith("\n"))
+        for path in journals_of(recordings)
+    )
 
 
 def test_500_cases_go_into_one_batch_with_no_real_time_request_and_replay_without_a_key(
@@ -119,10 +122,10 @@ def test_sigterm_leaves_the_batch_running_and_a_rerun_reads_only_the_rest(
     )
     try:
         project.batches.wait_for_served(half, timeout=60)
-        # Served is not yet saved: the run saves a round's results before its next request.
+        # Served is not yet recorded: the run journals a page's results after reading it.
         wait_until(
-            lambda: recorded_count(project.recording("test_many.yaml")) == half,
-            "the first half to be recorded",
+            lambda: journaled_count(project.recording("test_many.yaml")) >= half,
+            "the first half to be journaled",
         )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)

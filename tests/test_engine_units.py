@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
+import random
 from typing import Any
 
 import openai
@@ -14,10 +16,11 @@ from pytest_grokeval.engine.budgets import (
     DEFAULT_MAX_TOKENS_ESTIMATE,
     WINDOW_MARGIN,
     SlidingWindow,
+    Use,
     estimate_tokens,
     rpm_window,
 )
-from pytest_grokeval.engine.engine import EngineSettings, default_client
+from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, default_client
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
 from pytest_grokeval.engine.wire import parse_completion
 from pytest_grokeval.testing import FakeGrok, Reply
@@ -60,6 +63,52 @@ def test_an_amount_over_the_limit_waits_for_an_empty_window_and_holds_it_for_its
     window.reserve(250, SECOND)
     # 250 tokens are two and a half seconds' worth of a 100-a-second budget.
     assert window.delay(1, SECOND + 1.0) == pytest.approx(2.5 * SECOND - 1.0)
+
+
+def admit(window: SlidingWindow, lags: list[float], service: float) -> list[float]:
+    """When each request reaches the server, if the engine admits them on a simulated clock.
+
+    As the engine does: reserve in flight when delay() is 0, else wait for the delay or the next
+    answer, whichever comes first; finish each use when its answer comes. A request reaches the
+    server `lag` after its admission (a slow client) and is answered `service` later.
+    """
+    clock = 0.0
+    arrivals: list[float] = []
+    answers: list[tuple[float, Use]] = []
+    for lag in lags:
+        while True:
+            answers.sort(key=lambda answer: answer[0])
+            while answers and answers[0][0] <= clock:
+                window.finish(answers.pop(0)[1], clock)
+            wait = window.delay(1, clock)
+            if wait <= 0:
+                break
+            clock = min(clock + wait, answers[0][0] if answers else float("inf"))
+        use = window.reserve(1, clock, in_flight=True)
+        arrivals.append(clock + lag)
+        answers.append((clock + lag + service, use))
+    return sorted(arrivals)
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    return max(bisect.bisect_left(arrivals, t + 1.0) - i for i, t in enumerate(arrivals))
+
+
+@pytest.mark.parametrize("rpm", [30, 120, 600])
+def test_however_slow_the_client_the_server_never_sees_more_than_rpm_over_60_in_a_second(
+    rpm: int,
+) -> None:
+    draw = random.Random(rpm)
+    # Up to half a second between admitting a request and the server seeing it.
+    lags = [draw.choice([0.0, 0.0, draw.uniform(0, 0.5)]) for _ in range(300)]
+    arrivals = admit(rpm_window(rpm), lags, service=0.05)
+    assert busiest_second(arrivals) <= max(1, rpm // 60)
+
+
+def test_without_lag_the_rpm_budget_is_used_at_its_rate() -> None:
+    arrivals = admit(rpm_window(120), [0.0] * 41, service=0.05)
+    # 2 requests a second, each held for a window after its answer: 20 windows of 1.09 s.
+    assert arrivals[-1] == pytest.approx(20 * (SECOND + 0.05))
 
 
 @pytest.mark.parametrize(
@@ -154,6 +203,14 @@ def test_a_fatal_error_says_what_to_do_about_it(grok: FakeGrok) -> None:
         f"HTTP 429: {NO_CREDITS} (add credits or raise the spending limit at console.x.ai; "
         "the prefetch stopped)"
     )
+
+
+def test_the_wait_before_a_retry_never_exceeds_the_cap_however_many_retries_came_before() -> None:
+    engine = Engine(EngineSettings(base_url="http://127.0.0.1:9", api_key=API_KEY))
+    waits = [engine._backoff(retry, None) for retry in range(1, 41)]
+    assert max(waits) <= BACKOFF_CAP
+    # Doubling from 0.5 s passes the cap at the 7th retry, and jitter keeps at least half.
+    assert min(waits[8:]) >= BACKOFF_CAP / 2
 
 
 # -- estimates and cost -------------------------------------------------------------------------

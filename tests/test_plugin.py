@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -322,13 +323,46 @@ def test_recordings_are_stable_and_leave_no_temporary_files(project: Project) ->
     second = project.recording("test_two.yaml").read_bytes()
     as_json = json.loads(second)
     assert list(as_json) == ["about", "entries", "version"]
-    assert [p.name for p in project.recording("test_two.yaml").parent.iterdir()] == [
-        "test_two.json"
+    # Beside the recordings only what the generated .gitignore keeps out of a commit.
+    assert sorted(p.name for p in project.recording("test_two.yaml").parent.iterdir()) == [
+        ".gitignore", ".grokeval.lock", "test_two.json"
     ]
     # Only latency may change between two recordings of the same answers.
     strip = [(line if "latency_ms" not in line else "") for line in first.decode().splitlines()]
     again = [(line if "latency_ms" not in line else "") for line in second.decode().splitlines()]
     assert strip == again
+
+
+def test_re_recording_replaces_the_file_and_never_rewrites_it_in_place(project: Project) -> None:
+    project.suite("test_two.yaml", many_cases(2))
+    project.run()
+    path = project.recording("test_two.yaml")
+    first = path.read_bytes()
+    # A second name for the old file: what a reader that opened it before the save still reads.
+    reader = project.path / "opened_before.json"
+    os.link(path, reader)
+
+    project.run("--grok-record=all")
+
+    assert os.stat(path).st_ino != os.stat(reader).st_ino
+    assert reader.read_bytes() == first
+    assert json.loads(path.read_text())["entries"].keys() == {"case-0", "case-1"}
+
+
+def test_a_renamed_case_replays_from_the_entry_recorded_under_its_old_name(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.suite("test_one.yaml", "cases:\n  - id: old-name\n    prompt: question 0\n")
+    project.run().assert_outcomes(passed=1)
+    project.server.stop()
+    monkeypatch.delenv("XAI_API_KEY")
+    project.suite("test_one.yaml", "cases:\n  - id: new-name\n    prompt: question 0\n")
+
+    result = project.run("-v")
+
+    result.stdout.fnmatch_lines(
+        ["*test_one.yaml::new-name PASSED*", "requests: 0 sent, 1 replayed*"]
+    )
 
 
 def test_the_api_key_appears_in_no_output_and_no_recording(project: Project) -> None:

@@ -107,3 +107,78 @@ def test_a_marker_with_bad_arguments_errors_that_test(project: Project) -> None:
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*@pytest.mark.grok got unknown 'temprature'*"])
     assert project.server.request_count == 0
+
+
+TWO_CLASSES = """
+import pytest
+
+class TestA:
+    @pytest.mark.grok(prompt="question A")
+    def test_it(self, grok_response):
+        assert grok_response.text == "You said: question A"
+        assert grok_response.replayed is {replayed}
+
+class TestB:
+    @pytest.mark.grok(prompt="question B")
+    def test_it(self, grok_response):
+        assert grok_response.text == "You said: question B"
+        assert grok_response.replayed is {replayed}
+
+@pytest.mark.parametrize("n", [
+    pytest.param(1, marks=pytest.mark.grok(prompt="one")),
+    pytest.param(2, marks=pytest.mark.grok(prompt="two")),
+])
+def test_param(n, grok_response):
+    assert grok_response.text == "You said: " + ["one", "two"][n - 1]
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_same_named_tests_in_two_classes_record_and_replay_separately(
+    project: Project, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    project.pytester.makepyfile(test_py=TWO_CLASSES.format(replayed=False))
+    project.run(*xdist).assert_outcomes(passed=4)
+    recordings = project.path / "__recordings__" / "test_py.py.json"
+    keys = sorted(json.loads(recordings.read_text())["entries"])
+    project.pytester.makepyfile(test_py=TWO_CLASSES.format(replayed=True))
+    monkeypatch.delenv("XAI_API_KEY")
+
+    result = project.run("--grok-record=none", *xdist)
+
+    result.assert_outcomes(passed=4)
+    assert keys == ["TestA::test_it", "TestB::test_it", "test_param[1]", "test_param[2]"]
+    assert project.server.request_count == 4
+
+
+def test_recordings_under_the_old_name_keys_still_replay(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.pytester.makepyfile(test_py=REPLAY.format(replayed=False))
+    project.run().assert_outcomes(passed=1)
+    recordings = project.path / "__recordings__" / "test_py.py.json"
+    document = json.loads(recordings.read_text())
+    # Before issue 14, a marked test was recorded under its bare name (here the same text).
+    document["entries"] = {"old-" + k: v for k, v in document["entries"].items()}
+    recordings.write_text(json.dumps(document))
+    project.pytester.makepyfile(test_py=REPLAY.format(replayed=True))
+    monkeypatch.delenv("XAI_API_KEY")
+
+    project.run("--grok-record=none").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("param", ["n", "stream", "model", "messages"])
+def test_a_marker_with_a_reserved_param_errors_that_test_and_sends_nothing(
+    project: Project, param: str
+) -> None:
+    project.pytester.makepyfile(
+        test_py="import pytest\n"
+        f"@pytest.mark.grok(prompt='x', params={{'{param}': 2}})\n"
+        "def test_x(grok_response):\n    pass\n"
+    )
+
+    result = project.run()
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*@pytest.mark.grok params= cannot set '{param}'; *"])
+    assert project.server.request_count == 0

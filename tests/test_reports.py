@@ -13,6 +13,7 @@ import pytest
 from conftest import Project
 
 from pytest_grokeval.report.schema import REPORT_SCHEMA, validator
+from pytest_grokeval.report.terminal import percentile
 from pytest_grokeval.testing import Reply
 
 # The fake answers "You said: <prompt>", so a case passes when it expects words of its prompt.
@@ -281,8 +282,8 @@ def test_a_baseline_lists_fixes_new_and_removed_cases_and_changed_responses(
     ("content", "message"),
     [
         ('{"version": 1,\n "items": [}', "baseline.json:2: malformed baseline: Expecting value"),
-        ('{"version": 1, "items": 3}', "baseline.json: malformed baseline: at "),
-        ("[]", "baseline.json: malformed baseline: at the top level, [] is not of type"),
+        ('{"version": 1, "items": 3}', "baseline.json:1: malformed baseline: at "),
+        ("[]", "baseline.json:1: malformed baseline: at the top level, [] is not of type"),
         ('{"version": 7}', "baseline.json: baseline report version 7 is not supported"),
         (None, "baseline.json: cannot read the baseline: No such file or directory"),
     ],
@@ -396,3 +397,74 @@ def test_the_html_assets_are_declared_as_package_data() -> None:
     assets = {p.name for p in folder.iterdir() if p.suffix in (".css", ".js")}
     assert assets == {"report.css", "report.js"}
     assert assets <= set(declared)
+
+
+def test_latency_percentiles_are_the_values_below_which_that_share_of_requests_fall() -> None:
+    hundred_and_one = [float(ms) for ms in range(1, 102)]
+    assert percentile(hundred_and_one, 50) == 51.0
+    assert percentile(hundred_and_one, 95) == 96.0
+    assert percentile([30.0, 10.0, 20.0], 50) == 20.0
+    assert percentile([7.0], 95) == 7.0
+
+
+MARKED = """
+import pytest
+
+@pytest.mark.grok(prompt="What is the refund window?")
+def test_refund(grok_response):
+    assert "refund window" in grok_response.text
+
+class TestTone:
+    @pytest.mark.grok(prompt="Say sorry.", params={"temperature": 0})
+    def test_sorry(self, grok_response):
+        assert "not there" in grok_response.text
+
+def test_unmarked():
+    pass
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_marked_python_tests_are_in_the_json_and_html_reports(
+    project: Project, xdist: list[str]
+) -> None:
+    project.suite("test_support.yaml", SUPPORT)
+    project.pytester.makepyfile(test_marked=MARKED)
+
+    result = project.run("--grok-report=report.json", "--grok-html=report.html", *xdist)
+
+    result.assert_outcomes(passed=9, failed=3, skipped=1, xfailed=1, xpassed=1)
+    document = json.loads((project.path / "report.json").read_text(encoding="utf-8"))
+    assert list(validator().iter_errors(document)) == []
+    items = by_id(document)
+    assert len(items) == 14 and "test_marked.py::test_unmarked" not in items
+    refund = items["test_marked.py::test_refund"]
+    sorry = items["test_marked.py::TestTone::test_sorry"]
+    assert (refund["outcome"], sorry["outcome"]) == ("passed", "failed")
+    assert (refund["suite"], refund["line"], refund["name"]) == ("test_marked.py", 3, "test_refund")
+    assert sorry["name"] == "TestTone::test_sorry"
+    [sample] = sorry["samples"]
+    assert sample["request"]["params"] == {"temperature": 0}
+    assert sample["response"]["text"] == "You said: Say sorry."
+    assert (sample["checks"], sample["passed"], sorry["samples_passed"]) == ([], False, 0)
+    assert refund["samples_passed"] == 1 and refund["tokens"]["total"] > 0
+    assert document["summary"]["outcomes"]["failed"] == 3
+    page = (project.path / "report.html").read_text(encoding="utf-8")
+    rows = dict(re.findall(r'<tbody class="case" id="[^"]+" data-id="([^"]+)" data-status="(\w+)"',
+                           page))
+    assert rows["test_marked.py::TestTone::test_sorry"] == "failed"
+    assert rows["test_marked.py::test_refund"] == "passed"
+
+
+def test_junit_properties_appear_once_per_item_under_reruns(project: Project) -> None:
+    project.suite("test_support.yaml", SUPPORT)
+
+    result = project.run("--junitxml=junit.xml", "--reruns", "2")
+
+    result.assert_outcomes(passed=7, failed=2, skipped=1, xfailed=1, xpassed=1)
+    assert result.parseoutcomes()["rerun"] == 4
+    root = ET.parse(project.path / "junit.xml").getroot()
+    for case in root.iter("testcase"):
+        names = [p.get("name") for p in case.iter("property")]
+        assert len(names) == len(set(names)), (case.get("name"), names)
+    assert len(junit_properties(project.path / "junit.xml")["tone"]) == 5

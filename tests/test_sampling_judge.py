@@ -77,6 +77,18 @@ def test_repeated_samples_stop_as_soon_as_the_pass_rate_is_decided(
         assert [s["sample"] for s in recorded["sampled"]] == list(range(requests))
 
 
+def test_the_samples_of_a_wave_are_in_flight_together(project: Project) -> None:
+    # Each answer takes a while, so samples sent together overlap at the server; samples sent
+    # one after another never do. The first wave of "3 of 5 must pass" is 3 samples.
+    project.server.latency = 1.0
+    project.server.responder = lambda r: Reply(content=RIGHT)
+    project.suite("test_sampled.yaml", SAMPLED.format(name="sampled", prompt="always right"))
+    result = project.run()
+    result.assert_outcomes(passed=1)
+    assert project.server.request_count == 3
+    assert project.server.peak_in_flight == 3
+
+
 def test_a_failed_pass_rate_shows_every_sample_verdict_and_the_interval(project: Project) -> None:
     project.server.responder = lambda r: Reply(content=WRONG)
     project.suite("test_rate.yaml", SAMPLED.format(name="sampled", prompt="always wrong"))

@@ -12,7 +12,7 @@ import pytest
 from conftest import Project
 from test_plugin import many_cases
 
-from pytest_grokeval.testing import FakeRequest, Reply
+from pytest_grokeval.testing import FakeGrok, FakeRequest, Reply
 
 XDIST = pytest.mark.parametrize(
     "xdist", [[], ["-n", "2"], ["-n", "3"]], ids=["no-xdist", "n2", "n3"]
@@ -129,4 +129,30 @@ def test_a_leader_that_dies_fails_the_other_workers_items_with_a_clear_message(
     result.stdout.fnmatch_lines(
         ["*the xdist worker fetching responses for the run (pid *) exited before it finished*"]
     )
+    assert project.server.request_count == 1
+
+
+def test_an_error_that_stops_the_run_reaches_the_other_workers_instead_of_failing_their_items(
+    project: Project,
+) -> None:
+    project.suite("test_a.yaml", many_cases(8, "a"))
+    with FakeGrok(api_keys={"xai-some-other-key"}) as strict:
+        result = project.run("-n", "2", "--grok-base-url", strict.url)
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["grokeval: HTTP 400: Incorrect API key provided*"])
+    # A worker that did not hear of the error would run its items as "not sent" failures.
+    assert "not sent" not in result.stdout.str()
+    assert not [line for line in result.outlines if " PASSED" in line]
+
+
+def test_a_fatal_api_error_stops_every_worker_with_its_message(project: Project) -> None:
+    project.suite("test_a.yaml", many_cases(8, "a"))
+    project.server.add_fault(Reply(status=401, error="No Authorization header"))
+
+    result = project.run("-n", "2", "--grok-max-concurrent=1")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    outcomes = result.parseoutcomes()
+    assert not {"passed", "failed", "errors", "error"} & set(outcomes), outcomes
+    result.stdout.fnmatch_lines(["*grokeval: *the API refused the key; check it*"])
     assert project.server.request_count == 1

@@ -44,11 +44,19 @@ class SuiteFile(pytest.File):
         }
         run.collected_items[self.path] = {spec.name for spec in suite.items}
         for spec in suite.items:
-            item = GrokItem.from_parent(self, name=spec.name, spec=spec)
+            nodeid = self._nodeid(spec)
+            item = GrokItem.from_parent(self, name=spec.name, nodeid=nodeid, spec=spec)
             for mark in spec.marks:
                 item.add_marker(_marker(self.config, run.marks, mark))
             item.extra_keyword_matches.update(spec.tags)
             yield item
+
+    def _nodeid(self, spec: CaseItemSpec) -> str:
+        # pytest 9.2 compares structured ids (names, then params in brackets), which --lf,
+        # --ff, --sw and --nf parse from the cached strings. An id built from the name alone
+        # would hold "case[a=1]" as one name and never equal them. Given as text, the id is
+        # parsed the way the cache is, as the ids of pytest's own parametrized functions are.
+        return f"{self.nodeid}::{spec.name}"
 
 
 def _marker(config: pytest.Config, registered: set[str], mark: MarkSpec) -> pytest.MarkDecorator:
@@ -66,6 +74,7 @@ class GrokItem(pytest.Item):
     def __init__(self, *, spec: CaseItemSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        self.originalname = spec.case_id  # as pytest's parametrized functions have it
         # Per fetched sample: its request, outcome, check results and any judge problem.
         self._seen: list[Sample] = []
 
@@ -150,13 +159,17 @@ class GrokItem(pytest.Item):
         if not completions:
             return
         first = completions[0]
-        self.user_properties += [
+        properties: list[tuple[str, object]] = [
             ("grok_model", first.model),
             ("grok_latency_ms", round(max(c.latency_ms for c in completions), 1)),
             ("grok_tokens", sum(c.usage.total_tokens for c in completions)),
             ("grok_cost_usd", round(sum(c.cost_usd or 0.0 for c in completions), 8)),
             ("grok_replayed", all(c.replayed for c in completions)),
         ]
+        # A rerun (pytest-rerunfailures) runs this item object again: replace, never append.
+        ours = {name for name, _ in properties}
+        kept = [(name, value) for name, value in self.user_properties if name not in ours]
+        self.user_properties[:] = kept + properties
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None

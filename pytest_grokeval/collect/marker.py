@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from pytest_grokeval.data import ChatRequest
+from pytest_grokeval.collect.items import RUN_KEY, Sample, fetch_failure
+from pytest_grokeval.collect.suite import RESERVED_PARAMS
+from pytest_grokeval.data import ChatRequest, Completion, FetchError
 from pytest_grokeval.prefetch.run import Job
 
 MARKER_HELP = (
@@ -57,6 +59,11 @@ def request_for(item: pytest.Item, default_model: str) -> ChatRequest | None:
     params = kwargs.get("params") or {}
     if not isinstance(model, str) or not isinstance(params, dict):
         raise MarkerError("@pytest.mark.grok model= must be a string and params= a dict")
+    for key in params:
+        if key in RESERVED_PARAMS:
+            raise MarkerError(
+                f"@pytest.mark.grok params= cannot set {key!r}; {RESERVED_PARAMS[key]}"
+            )
     return ChatRequest(model=model, messages=tuple(turns), params=dict(params))
 
 
@@ -66,4 +73,60 @@ def job_for(item: pytest.Item, default_model: str) -> Job | None:
         request = request_for(item, default_model)
     except MarkerError:
         return None  # the fixture reports it, at the test that has it
-    return None if request is None else Job(item.nodeid, item.name, item.path, (request,))
+    if request is None:
+        return None
+    return Job(item.nodeid, recording_key(item), item.path, (request,))
+
+
+def response(item: pytest.Item) -> Completion:
+    """The marked test's fetched response; fails the test when there is none, saying why."""
+    run = item.config.stash[RUN_KEY]
+    try:
+        wanted = request_for(item, run.settings.model)
+    except MarkerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if wanted is None:
+        pytest.fail("grok_response needs @pytest.mark.grok(prompt=...) on the test", pytrace=False)
+    outcome = run.outcome(item.nodeid, 0)
+    if isinstance(outcome, FetchError):
+        pytest.fail(fetch_failure([outcome]), pytrace=False)
+    return outcome
+
+
+def recording_key(item: pytest.Item) -> str:
+    """The test's address inside its module, ``TestA::test_it[1]``: unique, unlike its name."""
+    module = item.getparent(pytest.Module)
+    return item.nodeid if module is None else item.nodeid.removeprefix(module.nodeid + "::")
+
+
+def result(item: pytest.Item, passed: bool) -> dict[str, Any] | None:
+    """What reports show of a marked test, shaped like a suite item's; None when unmarked.
+
+    The test's own assertions are its checks: its one sample has none and ``passed`` says
+    how the test went.
+    """
+    if item.get_closest_marker("grok") is None:
+        return None
+    run = item.config.stash[RUN_KEY]
+    samples = []
+    try:
+        request = request_for(item, run.settings.model)
+    except MarkerError:
+        request = None
+    outcome = None if request is None else run.outcomes.get((item.nodeid, 0))
+    if request is not None and outcome is not None:
+        sample = Sample(request, outcome, results=[])
+        data = sample.to_json()
+        if isinstance(outcome, Completion):
+            data["passed"] = passed
+        samples.append(data)
+    return {
+        "id": item.nodeid,
+        "suite": run.display(item.path),
+        "line": (item.location[1] or 0) + 1,
+        "name": recording_key(item),
+        "case_id": getattr(item, "originalname", item.name),
+        "repeat": 1,
+        "min_pass_rate": 1.0,
+        "samples": samples,
+    }

@@ -29,7 +29,7 @@ MESSAGE_KEYS = ("role", "content")
 ROLES = ("system", "user", "assistant", "developer", "tool")
 
 _CASE_ONLY = {key: f"; {key!r} belongs in a case under 'cases'" for key in CASE_KEYS}
-_RESERVED_PARAMS = {
+RESERVED_PARAMS = {
     "model": "set it with the 'model' key",
     "messages": "use 'prompt' or 'messages'",
     "stream": "streaming is not supported",
@@ -502,8 +502,8 @@ class _Reader(Validator):
             line = node.key_lines[key]
             if not isinstance(key, str):
                 self.wrong(Node(key, line), f"each param name of {where}", "a string")
-            elif key in _RESERVED_PARAMS:
-                reason = _RESERVED_PARAMS[key]
+            elif key in RESERVED_PARAMS:
+                reason = RESERVED_PARAMS[key]
                 self.problem(line, f"'params' of {where} cannot set {key!r}; {reason}")
             elif self.json_data(child, f"param {key!r} of {where}"):
                 params[key] = child.value

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -75,8 +74,8 @@ class BatchEngine(Engine):
     """Sends a run's requests as batches; `fetch` resolves when a request's result is read.
 
     `key`: the run's request-set key (cache entry); `wait`: seconds to poll before giving up
-    on pending results (None: until all are read); `on_flush`: called after each round of
-    results so that recordings are saved as they are read; `on_line`: the progress line;
+    on pending results (None: until all are read); `on_result`: called for each result as it
+    is read (the prefetch records it there, journaled at once); `on_line`: the progress line;
     `say`: messages the user must see (the batch id, how to resume).
     """
 
@@ -88,7 +87,6 @@ class BatchEngine(Engine):
         cache: Cache | None,
         wait: float | None,
         on_result: ResultCallback | None = None,
-        on_flush: Callable[[], None] | None = None,
         on_line: Callable[[str], None] | None = None,
         say: Callable[[str], None] = print,
         client_factory: Callable[[EngineSettings], openai.AsyncOpenAI] | None = None,
@@ -99,7 +97,6 @@ class BatchEngine(Engine):
         self.estimated = 0  # results without ticks, costed at half the list price
         self._stored = Stored(cache, key)
         self._wait = wait
-        self._on_flush = on_flush
         self._on_line = on_line
         self._say = say
         self._futures: dict[str, asyncio.Future[Outcome]] = {}
@@ -110,18 +107,14 @@ class BatchEngine(Engine):
         self._runner: asyncio.Task[None] | None = None
         self._expired: str | None = None
         self._add_calls: deque[float] = deque()
-        self._sigterm = False
         self._created_at = -CREATE_INTERVAL
         self._failure: Exception | None = None
 
     async def __aenter__(self) -> BatchEngine:
+        # Ctrl-C and SIGTERM (prefetch/stopping.py) cancel the prefetch at an await; the
+        # runner records a page and stores its token with none in between, so a rerun reads on
+        # from exactly where this one stopped.
         self._runner = asyncio.ensure_future(self._guarded())
-        # SIGTERM (a CI timeout) takes the Ctrl-C path: the batch keeps running, resumable.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGTERM, signal.raise_signal, signal.SIGINT
-            )
-            self._sigterm = True
         return self
 
     async def __aexit__(
@@ -130,8 +123,6 @@ class BatchEngine(Engine):
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._sigterm:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
         runner = self._runner
         if runner is not None:
             runner.cancel()
@@ -213,8 +204,6 @@ class BatchEngine(Engine):
                 got += await self._read(client, batch)
             self._line(started)
             if got:
-                if self._on_flush is not None:
-                    self._on_flush()
                 poll = POLL_FIRST
             self._stored.save(self.batches.values())
             if self._wait is not None and time.monotonic() - polling >= self._wait:

@@ -153,10 +153,10 @@ class Engine:
         for attempt in range(retries + 1):
             try:
                 async with self._semaphore:
-                    tokens = await self._admit(request)
+                    uses = await self._admit(request)
                     if attempt == 0:
                         self.stats.sent += 1
-                    completion = await self._send(client, request, tokens)
+                    completion = await self._send(client, request, *uses)
             except ItemError as exc:
                 return self._finish(request, exc.error)
             except RetryableError as exc:
@@ -188,8 +188,8 @@ class Engine:
         self._resume_at = max(self._resume_at, time.monotonic() + delay)
         self.stats.paused_until = self._resume_at
 
-    async def _admit(self, request: ChatRequest) -> Use | None:
-        """Wait out pauses and rate budgets; return the token reservation to settle later.
+    async def _admit(self, request: ChatRequest) -> tuple[Use | None, Use | None]:
+        """Wait out pauses and rate budgets; return the request and token reservations.
 
         Each pass checks everything and reserves only when nothing is in the way, with no await
         in between, so the stamps in the windows are the moments requests really go out.
@@ -210,16 +210,17 @@ class Engine:
             )
             if wait <= 0:
                 break
-            # A settled token reservation can make room early, so its signal also ends the wait.
+            # An answer makes room early in both windows, so its signal also ends the wait.
             settled = self._settled
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), wait)
-        if self._rpm is not None:
-            self._rpm.reserve(1, now)
-        return self._tpm.reserve(tokens, now) if self._tpm else None
+        return (
+            self._rpm.reserve(1, now, in_flight=True) if self._rpm else None,
+            self._tpm.reserve(tokens, now, in_flight=True) if self._tpm else None,
+        )
 
     async def _send(
-        self, client: openai.AsyncOpenAI, request: ChatRequest, tokens: Use | None
+        self, client: openai.AsyncOpenAI, request: ChatRequest, use: Use | None, tokens: Use | None
     ) -> Completion:
         """One HTTP attempt, its errors sorted into fatal, retryable and item failures."""
         import openai
@@ -252,11 +253,20 @@ class Engine:
             raise RetryableError(FetchError(message, kind="malformed")) from None
         finally:
             self.stats.in_flight -= 1
+            # Answered or failed, the request has reached the server if it ever will.
+            self._finish_uses(use, tokens)
         if tokens is not None and self._tpm is not None:
             self._tpm.settle(tokens, completion.usage.total_tokens, time.monotonic())
-            self._settled.set()
-            self._settled = asyncio.Event()
         return completion
+
+    def _finish_uses(self, use: Use | None, tokens: Use | None) -> None:
+        now = time.monotonic()
+        if use is not None and self._rpm is not None:
+            self._rpm.finish(use, now)
+        if tokens is not None and self._tpm is not None:
+            self._tpm.finish(tokens, now)
+        self._settled.set()
+        self._settled = asyncio.Event()
 
 
 def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:

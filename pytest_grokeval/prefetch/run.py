@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.budgets import estimate_request_cost
 from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats, default_client
 from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.options import Settings
 from pytest_grokeval.prefetch.sampling import Plan
+from pytest_grokeval.prefetch.stopping import sigterm_as_interrupt
 from pytest_grokeval.recordings.store import RecordingError, RecordingStore, recordings_path
 
 if TYPE_CHECKING:
@@ -58,6 +61,8 @@ class Counts:
     deduplicated: int = 0
     prefetch_seconds: float = 0.0
     drift: list[str] = field(default_factory=list)
+    # Recordings that could not be saved, or responses not journaled: file and reason.
+    unsaved: list[str] = field(default_factory=list)
 
 
 class GrokRun:
@@ -69,6 +74,7 @@ class GrokRun:
         self.settings = settings
         self.rootpath = rootpath
         self._make_client = make_client
+        self.redact = settings.redactor
         # Sample outcomes by (item key, sample), and grader replies by (key, sample, check).
         self.outcomes: dict[tuple[str, int], Outcome] = {}
         self.graded: dict[tuple[str, int, str], Outcome] = {}
@@ -99,9 +105,13 @@ class GrokRun:
         """The recordings of a suite file, loaded once; a broken file is kept as its error."""
         if suite not in self._stores:
             try:
-                self._stores[suite] = RecordingStore.load(suite)
+                self._stores[suite] = RecordingStore.load(suite, self.redact)
             except RecordingError as exc:
-                self._stores[suite] = exc
+                # Named as the user sees it, relative to the rootdir.
+                where = str(recordings_path(suite))
+                self._stores[suite] = RecordingError(
+                    str(exc).replace(where, self.display(Path(where)), 1)
+                )
         return self._stores[suite]
 
     def stores(self) -> dict[Path, RecordingStore]:
@@ -149,7 +159,8 @@ class GrokRun:
             to_send = self._to_send(jobs)
             self._check_budget(to_send)
             engine.expect(len({r.fingerprint for r in to_send}))
-            run_sync(lambda: self._run(engine, jobs))
+            with sigterm_as_interrupt():
+                run_sync(lambda: self._run(engine, jobs))
         finally:
             self.engine_stats = engine.stats
             self.counts.deduplicated = engine.stats.deduplicated
@@ -284,7 +295,16 @@ class GrokRun:
         # it may never resume, and every response received must still be kept.
         waiter = (store, name, slot)
         self._waiting.setdefault(request.fingerprint, []).append(waiter)
-        outcome = await engine.fetch(request)
+        try:
+            outcome = self._safe(await engine.fetch(request))
+        except FatalAPIError:
+            raise
+        except Exception as exc:
+            # A reply no parser survives (nesting too deep for the SDK's JSON reader, ...)
+            # fails the items that asked for it, and nothing else.
+            self._waiting.pop(request.fingerprint, None)
+            message = self.redact(f"unreadable response: {type(exc).__name__}: {exc}"[:2000])
+            return FetchError(message, kind="malformed")
         pending = self._waiting.get(request.fingerprint, [])
         if waiter in pending:  # the request had been answered before this item asked for it
             pending.remove(waiter)
@@ -294,9 +314,22 @@ class GrokRun:
 
     def _received(self, request: ChatRequest, outcome: Outcome) -> None:
         """The engine's result callback: record the response for every item that asked."""
+        outcome = self._safe(outcome)
         for store, name, slot in self._waiting.pop(request.fingerprint, []):
             if isinstance(outcome, Completion):
                 self._record(store, name, request, slot, outcome)
+
+    def _safe(self, outcome: Outcome) -> Outcome:
+        """An outcome fit to check, record and print: no lone surrogates, no secrets."""
+        if isinstance(outcome, FetchError):
+            message = clean_text(self.redact(outcome.message))
+            return outcome if message == outcome.message else dataclasses.replace(
+                outcome, message=message
+            )
+        text, model = clean_text(outcome.text), clean_text(outcome.model)
+        if (text, model) == (outcome.text, outcome.model):
+            return outcome
+        return dataclasses.replace(outcome, text=text, model=model)
 
     # -- batch mode (--grok-batch): the same flows, answered by engine/batch.py -----------------
 
@@ -316,7 +349,6 @@ class GrokRun:
             cache=self.cache,
             wait=self.settings.batch_wait,
             on_result=self._received,
-            on_flush=self.save,
             on_line=progress.show if progress else None,
             say=progress.say if progress else _silent,
             client_factory=self._client,
@@ -427,8 +459,17 @@ class GrokRun:
         return found
 
     def save(self) -> None:
-        for store in self.stores().values():
-            store.save()
+        """Write each suite's recordings; one that cannot be written is noted, not raised."""
+        for suite, store in self.stores().items():
+            where = self.display(recordings_path(suite))
+            if store.journal_problem is not None:
+                self.counts.unsaved.append(f"{where}: not saved as it arrived: "
+                                           f"{store.journal_problem}")
+            try:
+                store.save()
+            except (OSError, RecordingError) as exc:
+                reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+                self.counts.unsaved.append(f"{where}: cannot save recordings: {reason}")
 
 
 def _silent(text: str) -> None:

@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_grokeval.data import ChatRequest, Completion, canonical_json
+from filelock import FileLock
 
-FORMAT_VERSION = 1
+from pytest_grokeval.data import ChatRequest, Completion, canonical_json
+from pytest_grokeval.jsonfile import JSONFileError, clean_text, load_json
+from pytest_grokeval.recordings.journal import (
+    LOCK_NAME,
+    Journal,
+    ensure_gitignore,
+    journals_of,
+    read_journal,
+    short_name,
+)
+from pytest_grokeval.recordings.schema import FORMAT_VERSION, RECORDINGS_SCHEMA
+
 DIRNAME = "__recordings__"
 MODES = ("none", "new", "all", "rewrite")
 NOTE = (
     "Recorded by pytest-grokeval. Review changes in pull requests; "
     "re-record with --grok-record=new (missing) or --grok-record=all (everything)."
 )
-
+HINT = "fix it by hand or delete it and re-record with --grok-record=new"
+WHAT = "recordings file"
 
 
 class RecordingError(Exception):
@@ -63,20 +74,61 @@ def _request_json(request: ChatRequest) -> dict[str, Any]:
 class RecordingStore:
     """The recordings of one suite file: lookups for replay, changes queued until save()."""
 
-    def __init__(self, path: Path, entries: dict[tuple[str, int], Entry], note: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        entries: dict[tuple[str, int], Entry],
+        note: str,
+        redact: Callable[[str], str] = str,
+    ) -> None:
         self.path = path
         self._entries = entries
         self._note = note
         self._by_fingerprint = {e.fingerprint: e for e in entries.values()}
         self._puts: dict[tuple[str, int], Entry] = {}
         self._drops: set[tuple[str, int]] = set()
+        self._redact = redact
+        self._journal = Journal(path, redact)
+        # Journals of earlier runs merged at load, with their size then: deleted after the
+        # next save unless they grew since (a run still going appends to its own).
+        self._merged: list[tuple[Path, int]] = []
 
     @classmethod
-    def load(cls, suite_path: Path) -> RecordingStore:
-        """Read a suite's recordings; a missing file is an empty store."""
+    def load(cls, suite_path: Path, redact: Callable[[str], str] = str) -> RecordingStore:
+        """Read a suite's recordings and merge its journals; a missing file is an empty store.
+
+        Raises RecordingError naming the file and line when the file cannot be used.
+        """
         path = recordings_path(suite_path)
         entries, note = _read(path)
-        return cls(path, entries, note)
+        store = cls(path, entries, note, redact)
+        store._merge_journals()
+        if stale_temporary_files(path.parent):
+            # A replay may never save: clean up after an interrupted save now.
+            with contextlib.suppress(OSError), locked(path.parent):
+                pass
+        return store
+
+    def _merge_journals(self) -> None:
+        for journal in journals_of(self.path):
+            try:
+                size = journal.stat().st_size
+            except OSError:
+                continue
+            for line in read_journal(journal):
+                key = (line["item"], line["sample"])
+                entry = Entry(
+                    line["item"], line["sample"], line["fingerprint"], line["request"],
+                    line["response"],
+                )
+                self._entries[key] = self._puts[key] = entry
+                self._by_fingerprint[entry.fingerprint] = entry
+            self._merged.append((journal, size))
+
+    @property
+    def journal_problem(self) -> str | None:
+        """Why responses are not being saved as they arrive, if they are not."""
+        return self._journal.problem
 
     def keys(self) -> set[tuple[str, int]]:
         return set(self._entries)
@@ -115,6 +167,7 @@ class RecordingStore:
         )
         self._puts[(item, slot)] = entry
         self._drops.discard((item, slot))
+        self._journal.append({"item": item, **entry.to_json()})
 
     def drop(self, key: tuple[str, int]) -> None:
         self._drops.add(key)
@@ -125,20 +178,31 @@ class RecordingStore:
         return bool(self._puts or (self._drops & set(self._entries)))
 
     def save(self) -> None:
-        """Apply queued changes to the file as it is now on disk, atomically, under a lock."""
+        """Apply queued changes to the file as it is now on disk, atomically, under a lock.
+
+        Raises OSError (the folder or the disk) or RecordingError (the file was damaged
+        meanwhile); the journals then stay, and the next run merges them.
+        """
         if not self.changed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(self.path.parent):
+        ensure_gitignore(self.path.parent)
+        with locked(self.path.parent):
             current, note = _read(self.path)
             current.update(self._puts)
             for key in self._drops:
                 current.pop(key, None)
-            write_atomic(self.path, render(current, note or self._note))
+            write_atomic(self.path, clean_text(self._redact(render(current, note or self._note))))
             self._entries = current
             self._by_fingerprint = {e.fingerprint: e for e in current.values()}
             self._puts.clear()
             self._drops.clear()
+            self._journal.discard()
+            for journal, size in self._merged:
+                with contextlib.suppress(OSError):
+                    if journal.stat().st_size == size:
+                        journal.unlink()
+            self._merged.clear()
 
 
 def render(entries: dict[tuple[str, int], Entry], note: str) -> str:
@@ -151,54 +215,36 @@ def render(entries: dict[tuple[str, int], Entry], note: str) -> str:
 
 
 def _read(path: Path) -> tuple[dict[tuple[str, int], Entry], str]:
+    """The entries of a recordings file, validated; RecordingError names file and line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        document = load_json(
+            path, what=WHAT, hint=HINT, schema=RECORDINGS_SCHEMA,
+            check=lambda d: _check_version(path, d),
+        )
     except FileNotFoundError:
         return {}, NOTE
-    except OSError as exc:
-        raise RecordingError(f"{path}: cannot read recordings: {exc.strerror}") from exc
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordingError(
-            f"{path}:{exc.lineno}: malformed recordings file: {exc.msg} (column {exc.colno}); "
-            "fix it by hand or delete it and re-record with --grok-record=new"
-        ) from exc
-    return _parse(path, document)
-
-
-def _parse(path: Path, document: Any) -> tuple[dict[tuple[str, int], Entry], str]:
-    def bad(message: str) -> RecordingError:
-        return RecordingError(
-            f"{path}: malformed recordings file: {message}; "
-            "fix it by hand or delete it and re-record with --grok-record=new"
-        )
-
-    if not isinstance(document, dict) or not isinstance(document.get("entries"), dict):
-        raise bad("the top level must be an object with an 'entries' object")
-    if document.get("version") != FORMAT_VERSION:
-        raise bad(f"unsupported version {document.get('version')!r} (expected {FORMAT_VERSION})")
+    except JSONFileError as exc:
+        raise RecordingError(str(exc)) from None
     entries: dict[tuple[str, int], Entry] = {}
     for item, samples in document["entries"].items():
-        if not isinstance(samples, list):
-            raise bad(f"entry {item!r} must be a list of samples")
         for raw in samples:
-            if not isinstance(raw, dict):
-                raise bad(f"a sample of {item!r} is not an object")
-            missing = [k for k in ("sample", "fingerprint", "request", "response") if k not in raw]
-            if missing:
-                raise bad(f"a sample of {item!r} has no {', '.join(map(repr, missing))}")
-            response = raw["response"]
-            if not isinstance(response, dict) or not isinstance(response.get("text"), str):
-                raise bad(f"sample {raw['sample']!r} of {item!r} has no response 'text'")
             sample = raw["sample"]
-            if not isinstance(sample, int) or isinstance(sample, bool):
-                raise bad(f"sample {sample!r} of {item!r} is not an integer")
             entries[(item, sample)] = Entry(
-                item, sample, str(raw["fingerprint"]), raw["request"], response
+                item, sample, raw["fingerprint"], raw["request"], raw["response"]
             )
     note = document.get("about")
     return entries, note if isinstance(note, str) else NOTE
+
+
+def _check_version(path: Path, document: Any) -> None:
+    """A clearer message than the schema's for files of another format version."""
+    if isinstance(document, dict) and "version" in document and (
+        document["version"] != FORMAT_VERSION
+    ):
+        raise JSONFileError(
+            f"{path}: malformed {WHAT}: unsupported version {document['version']!r} "
+            f"(expected {FORMAT_VERSION}); {HINT}"
+        )
 
 
 def describe_change(recorded: Any, current: dict[str, Any]) -> str:
@@ -240,20 +286,33 @@ def _content(message: Any) -> str:
 
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """Serialise writers of one folder across processes (xdist workers, parallel runs)."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+def locked(directory: Path) -> Iterator[None]:
+    """Serialise writers of one folder across processes (xdist workers, parallel runs).
+
+    Also the moment to delete temporary files that an interrupted save left: while the lock
+    is held, no save is in progress.
+    """
+    with FileLock(directory / LOCK_NAME):
+        for path in stale_temporary_files(directory):
+            with contextlib.suppress(OSError):
+                path.unlink()
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+
+
+def stale_temporary_files(directory: Path) -> list[Path]:
+    """Temporary files of saves in `directory`: stale unless a save holds the lock."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return [directory / n for n in names if n.startswith(".") and n.endswith(".tmp")]
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace the file in one step: a reader sees the old text or the new, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A short prefix: a file name near the 255-byte limit must still leave room for the suffix.
+    prefix = f".{short_name(path.name)}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         # mkstemp makes the file private (0600); keep the old file's mode, or the usual 0644,
         # so that a CI server or a teammate can still read a report or a recording.

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from pytest_grokeval import __version__, xdist
+from pytest_grokeval.collect import marker
 from pytest_grokeval.collect.items import RUN_KEY, GrokItem
 from pytest_grokeval.data import Usage
+from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.recordings.store import write_atomic
 from pytest_grokeval.report.baseline import compare, summary_lines
 from pytest_grokeval.report.html import render_html
@@ -42,7 +44,8 @@ def register(config: pytest.Config) -> None:
 
 
 class SetupResults:
-    """Attaches each item's result to its report, which travels to the xdist controller.
+    """Attaches each item's result (suite case or marked test) to its report, which travels
+    to the xdist controller.
 
     Only when a report file was asked for: ten thousand results cost memory. A skipped or
     erroring item has no call report, so its setup report carries the (sample-less) result.
@@ -55,8 +58,14 @@ class SetupResults:
         """Attach the result to the call report, or to a setup report that did not pass."""
         report = yield
         failed_setup = report.when == "setup" and not report.passed
-        if isinstance(item, GrokItem) and (report.when == "call" or failed_setup):
-            report.grokeval = item.result()  # type: ignore[attr-defined]
+        if report.when == "call" or failed_setup:
+            result: dict[str, Any] | None
+            if isinstance(item, GrokItem):
+                result = item.result()
+            else:
+                result = marker.result(item, passed=report.passed)
+            if result is not None:
+                report.grokeval = result  # type: ignore[attr-defined]
         return report
 
 
@@ -65,6 +74,7 @@ class ReportsPlugin:
 
     def __init__(self, config: pytest.Config) -> None:
         settings = config.stash[RUN_KEY].settings
+        self._redact = settings.redactor
         # Relative to where pytest was started, like --junitxml, even if a test changes directory.
         start = config.invocation_params.dir
         self._outputs = [
@@ -108,6 +118,7 @@ class ReportsPlugin:
         document = build_document(items, self._comparison)
         for kind, path in self._outputs:
             text = render_json(document) if kind == "JSON" else render_html(document)
+            text = clean_text(self._redact(text))
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, text)

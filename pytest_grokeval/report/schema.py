@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from jsonschema.exceptions import best_match
 from jsonschema.validators import Draft202012Validator
+
+from pytest_grokeval.jsonfile import JSONFileError, load_json
 
 REPORT_VERSION = 1
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
@@ -228,26 +228,23 @@ def validator() -> Draft202012Validator:
 def load_report(path: Path) -> dict[str, Any]:
     """Read and validate a report written by --grok-report; ReportFileError says what is wrong."""
     hint = "pass a file written by --grok-report"
+
+    def check_version(document: Any) -> None:
+        # A clearer message than the schema's "1 was expected" for reports of another version.
+        if isinstance(document, dict) and document.get("version", REPORT_VERSION) != (
+            REPORT_VERSION
+        ):
+            raise JSONFileError(
+                f"{path}: baseline report version {document['version']!r} is not supported "
+                f"(this pytest-grokeval reads version {REPORT_VERSION}); {hint}"
+            )
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ReportFileError(f"{path}: cannot read the baseline: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ReportFileError(f"{path}: malformed baseline: not UTF-8 text; {hint}") from exc
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportFileError(
-            f"{path}:{exc.lineno}: malformed baseline: {exc.msg} (column {exc.colno}); {hint}"
-        ) from exc
-    # A clearer message than the schema's "1 was expected" for reports of another version.
-    if isinstance(document, dict) and document.get("version", REPORT_VERSION) != REPORT_VERSION:
-        raise ReportFileError(
-            f"{path}: baseline report version {document['version']!r} is not supported "
-            f"(this pytest-grokeval reads version {REPORT_VERSION}); {hint}"
+        document = load_json(
+            path, what="baseline", hint=hint, schema=REPORT_SCHEMA, check=check_version
         )
-    error = best_match(validator().iter_errors(document))
-    if error is not None:
-        where = error.json_path if error.path else "the top level"
-        raise ReportFileError(f"{path}: malformed baseline: at {where}, {error.message}; {hint}")
+    except FileNotFoundError as exc:
+        raise ReportFileError(f"{path}: cannot read the baseline: {exc.strerror}") from exc
+    except JSONFileError as exc:
+        raise ReportFileError(str(exc)) from exc
     return dict(document)

@@ -128,4 +128,6 @@ def summary_lines(
         lines += [f"  {entry}" for entry in unused]
     for warning in counts.drift:
         lines.append(f"WARNING model drift: {warning}")
+    for problem in counts.unsaved:
+        lines.append(f"WARNING {problem}")
     return lines

@@ -1,0 +1,62 @@
+"""The session's prefetch: which items it serves, and where it runs (here, or once for xdist)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from pytest_grokeval import xdist
+from pytest_grokeval.collect import marker
+from pytest_grokeval.collect.items import RUN_KEY, GrokItem, statically_skipped
+from pytest_grokeval.data import FetchError
+from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.prefetch.run import BudgetExceeded, GrokRun, Job
+from pytest_grokeval.report.terminal import Progress
+
+
+def will_run_tests(session: pytest.Session) -> bool:
+    """False under --co, --setup-only, --setup-plan and after a collection error."""
+    option = session.config.option
+    if option.collectonly or option.setuponly or option.setupplan:
+        return False
+    return not (session.testsfailed and not option.continue_on_collection_errors)
+
+
+def prefetch_session(session: pytest.Session) -> str | None:
+    """Fetch for every selected item; the message of an error that stops the run, or None."""
+    run = session.config.stash[RUN_KEY]
+    jobs = jobs_for(session, run)
+    directory = xdist.shared_dir(session.config)
+    if directory is None:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        return _fetch(run, jobs, Progress(reporter, quiet=session.config.get_verbosity() < 0))
+    try:
+        return xdist.fetch_once(run, directory, lambda: _fetch(run, jobs, None))
+    except xdist.FetcherLost as exc:
+        lost = FetchError(str(exc), kind="leader")
+        run.outcomes.update({(job.key, r.sample): lost for job in jobs for r in job.requests})
+        return None
+
+
+def jobs_for(session: pytest.Session, run: GrokRun) -> list[Job]:
+    """The jobs of the selected suite items and marked tests that will not be skipped."""
+    items = [i for i in session.items if isinstance(i, GrokItem)]
+    marked = [i for i in session.items if i.get_closest_marker("grok") is not None]
+    run.items = len(items) + len(marked)
+    for item in items:
+        run.selected.setdefault(item.path, set()).add(item.name)
+    jobs = [item.job() for item in items if not statically_skipped(item)]
+    for test in marked:
+        job = None if statically_skipped(test) else marker.job_for(test, run.settings.model)
+        if job is not None:
+            jobs.append(job)
+    return jobs
+
+
+def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str | None:
+    try:
+        run.prefetch(jobs, progress)
+    except (FatalAPIError, BudgetExceeded) as exc:
+        run.fatal = run.redact(f"grokeval: {exc}")
+    return run.fatal

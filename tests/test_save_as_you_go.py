@@ -1,0 +1,219 @@
+"""Issue 11.1: responses are saved as they arrive, so no signal or kill loses a paid one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import API_KEY, Project
+
+from pytest_grokeval.testing import FakeRequest, Reply
+
+
+def numbered(count: int) -> str:
+    """Cases case-0 ... whose prompts are 'prompt 0' ...; each expects its own echo."""
+    return "cases:\n" + "".join(
+        f"  - id: case-{i}\n    prompt: prompt {i}\n    expect: {{contains: prompt {i}}}\n"
+        for i in range(count)
+    )
+
+
+def journal_lines(directory: Path) -> int:
+    """Complete lines in every journal of a recordings folder."""
+    return sum(p.read_bytes().count(b"\n") for p in directory.glob(".*.journal"))
+
+
+def poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait for a condition with a deadline (the server and the journal have no events)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def pytest_process(project: Project, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """pytest in its own process, so that it can be signalled; killed if the test fails."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *project.args(*args)],
+        cwd=project.path,
+        env={**os.environ, "XAI_API_KEY": API_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def replay_without_key(project: Project, monkeypatch: pytest.MonkeyPatch) -> pytest.RunResult:
+    monkeypatch.delenv("XAI_API_KEY")
+    return project.run("--grok-record=none", "-v")
+
+
+def passed(result: pytest.RunResult) -> set[str]:
+    return {
+        line.split("::")[1].split()[0] for line in result.outlines if line.endswith("PASSED")
+        or " PASSED " in line
+    }
+
+
+def test_sigterm_after_11_of_12_answers_keeps_all_11_and_exits_as_on_an_interrupt(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.suite("test_many.yaml", numbered(12))
+    project.server.responder = lambda r: Reply(hang=True) if r.prompt == "prompt 7" else None
+    folder = project.recording("test_many.yaml").parent
+
+    with pytest_process(project) as process:
+        poll(lambda: folder.exists() and journal_lines(folder) == 11, "11 journaled responses")
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    recorded = json.loads(project.recording("test_many.yaml").read_text())["entries"]
+    assert set(recorded) == {f"case-{i}" for i in range(12)} - {"case-7"}
+    assert journal_lines(folder) == 0  # merged into the file on the way out
+    replay = replay_without_key(project, monkeypatch)
+    replay.assert_outcomes(passed=11, failed=1)
+    assert project.server.request_count == 12
+
+
+def test_sigkill_in_a_100_case_prefetch_loses_no_response_completed_a_second_before(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.server.latency = 0.3
+    project.suite("test_many.yaml", numbered(100))
+
+    def completed_before(moment: float) -> set[str]:
+        return {
+            e.prompt.replace("prompt ", "case-")
+            for e in project.server.log
+            if e.status == 200 and e.finished <= moment
+        }
+
+    with pytest_process(project, "--grok-max-concurrent=8") as process:
+        poll(lambda: len(completed_before(time.monotonic() - 1.0)) >= 10, "10 old answers")
+        killed_at = time.monotonic()
+        process.kill()
+        process.communicate(timeout=60)
+    safe = completed_before(killed_at - 1.0)
+
+    assert process.returncode == -signal.SIGKILL
+    assert len(project.server.log) < 100  # killed mid-prefetch
+    replay = replay_without_key(project, monkeypatch)
+    assert safe <= passed(replay)
+    # The replay merged the killed run's journal into the one reviewable file.
+    folder = project.recording("test_many.yaml").parent
+    assert journal_lines(folder) == 0
+    recorded = json.loads(project.recording("test_many.yaml").read_text())["entries"]
+    assert safe <= set(recorded)
+
+
+def test_a_killed_saves_temporary_files_are_removed_and_git_add_stages_only_recordings(
+    project: Project,
+) -> None:
+    project.suite("test_one.yaml", numbered(2))
+    project.run().assert_outcomes(passed=2)
+    folder = project.recording("test_one.yaml").parent
+    (folder / ".test_one.json.k1ll3d.tmp").write_text('{"version": 1, "ent')
+
+    project.run().assert_outcomes(passed=2)  # a replay, with nothing to save
+
+    assert not (folder / ".test_one.json.k1ll3d.tmp").exists()
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    (folder / ".test_one.json.k1ll3d.tmp").write_text("left by a later kill")
+    (folder / ".test_one.json.4242.journal").write_text("{}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], cwd=project.path, check=True)
+    subprocess.run([*git, "add", "__recordings__"], cwd=project.path, check=True)
+    staged = subprocess.run(
+        [*git, "diff", "--cached", "--name-only"],
+        cwd=project.path, check=True, capture_output=True, text=True,
+    ).stdout.split()
+    assert staged == ["__recordings__/.gitignore", "__recordings__/test_one.json"]
+
+
+def test_a_journal_left_by_a_killed_run_is_replayed_and_merged(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.suite("test_one.yaml", numbered(2))
+    project.run().assert_outcomes(passed=2)
+    recording = project.recording("test_one.yaml")
+    entries = json.loads(recording.read_text())["entries"]
+    line = {"item": "case-1", **entries["case-1"][0]}
+    recording.write_text(json.dumps({"version": 1, "entries": {"case-0": entries["case-0"]}}))
+    journal = recording.parent / ".test_one.json.12345.journal"
+    # The killed run's last line was cut short: it is skipped, the rest is kept.
+    journal.write_text(json.dumps(line) + "\n" + json.dumps(line)[:40])
+
+    replay = replay_without_key(project, monkeypatch)
+
+    replay.assert_outcomes(passed=2)
+    assert not journal.exists()
+    assert set(json.loads(recording.read_text())["entries"]) == {"case-0", "case-1"}
+
+
+def test_each_response_is_in_the_journal_before_the_next_request_is_sent(
+    project: Project,
+) -> None:
+    project.suite("test_many.yaml", numbered(5))
+    folder = project.recording("test_many.yaml").parent
+    seen: list[int] = []
+
+    def count_journal(request: FakeRequest) -> None:
+        seen.append(journal_lines(folder) if folder.exists() else 0)
+
+    project.server.responder = count_journal
+
+    project.run("--grok-max-concurrent=1").assert_outcomes(passed=5)
+
+    assert seen == [0, 1, 2, 3, 4]
+
+
+SHARED_DIR_CONFTEST = """
+from pathlib import Path
+
+def pytest_configure_node(node):
+    # Tell the test where the run's shared folder is, so it can find the fetching worker.
+    Path("shared_dir.txt").write_text(node.workerinput["grokeval_shared_dir"])
+"""
+
+
+def test_a_fetching_xdist_worker_killed_midway_loses_no_response_it_had_received(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.pytester.makeconftest(SHARED_DIR_CONFTEST)
+    project.suite("test_many.yaml", numbered(8))
+
+    def kill_the_fetcher_at_the_sixth(request: FakeRequest) -> Reply | None:
+        if request.index < 5:
+            return None
+        shared = Path((project.path / "shared_dir.txt").read_text())
+        os.kill(int((shared / "leader").read_text()), signal.SIGKILL)
+        return Reply(hang=True)
+
+    project.server.responder = kill_the_fetcher_at_the_sixth
+
+    # One request at a time: the sixth is sent only once the fifth response is journaled.
+    project.run("-n", "2", "--grok-max-concurrent=1", "-p", "no:cacheprovider")
+
+    project.server.responder = None
+    replay = replay_without_key(project, monkeypatch)
+    assert passed(replay) == {f"case-{i}" for i in range(5)}

@@ -81,8 +81,17 @@ class Usage:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Usage:
-        return cls(**{k: int(data.get(k) or 0) for k in cls.__dataclass_fields__})
+    def from_json(cls, data: Any) -> Usage | None:
+        """The usage a recording or report holds; None (JSON null, or not counts) is unknown."""
+        if not isinstance(data, dict):
+            return None
+        if any(data.get(k) is None for k in ("prompt_tokens", "completion_tokens")):
+            return None
+        counts = {k: data.get(k) or 0 for k in cls.__dataclass_fields__}
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in counts.values()):
+            return None
+        return cls(**counts)
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,9 @@ class Completion:
     text: str
     finish_reason: str | None
     model: str
-    usage: Usage
+    usage: Usage | None  # None: the API sent no valid usage, so the token counts are unknown
     latency_ms: float
-    cost_usd: float | None
+    cost_usd: float | None  # None: unknown (no usage, or a model without a known price)
     replayed: bool = False
     via: str | None = None  # "batch" when read from xAI's Batch API; None: real time
 
@@ -103,7 +112,7 @@ class Completion:
             "text": self.text,
             "finish_reason": self.finish_reason,
             "model": self.model,
-            "usage": self.usage.to_json(),
+            "usage": None if self.usage is None else self.usage.to_json(),
             "latency_ms": round(self.latency_ms, 1),
             "cost_usd": self.cost_usd,
         }
@@ -117,7 +126,7 @@ class Completion:
             text=str(data["text"]),
             finish_reason=data.get("finish_reason"),
             model=str(data.get("model") or ""),
-            usage=Usage.from_json(data.get("usage") or {}),
+            usage=Usage.from_json(data.get("usage")),
             latency_ms=float(data.get("latency_ms") or 0.0),
             cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),
             replayed=replayed,

@@ -54,9 +54,11 @@ def describe_response(c: Completion, limit: int = 600) -> str:
     """The response block that ends every failure: size, metadata, and the text shortened."""
     facts = [f"model {c.model}"] if c.model else []
     facts.append(f"{c.latency_ms:.0f} ms")
-    facts.append(f"{c.usage.prompt_tokens} in + {c.usage.output_tokens} out tokens")
-    if c.cost_usd is not None:
-        facts.append(f"${c.cost_usd:.6f}")
+    if c.usage is None:
+        facts.append("tokens unknown (no usage reported)")
+    else:
+        facts.append(f"{c.usage.prompt_tokens} in + {c.usage.output_tokens} out tokens")
+    facts.append("cost unknown" if c.cost_usd is None else f"${c.cost_usd:.6f}")
     if c.finish_reason != "stop":
         facts.append(f"finish_reason {c.finish_reason!r}")
     facts.append("replayed" if c.replayed else "live")

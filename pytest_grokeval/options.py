@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
+import math
 import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pytest_grokeval.engine.pricing import Price
 from pytest_grokeval.recordings.store import MODES
 from pytest_grokeval.redaction import Redactor
 
@@ -19,42 +24,116 @@ DEFAULT_BASE_URL = "https://api.x.ai/v1"
 DEFAULT_FILES = ["test_*.yaml", "test_*.yml"]
 
 
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise ValueError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise ValueError(f"must be zero or a positive integer, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"must be an integer, got {text!r}") from None
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"must be a number, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"must be a positive finite number, got {value:g}")
+    return value
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _redact(url: str) -> str:
+    # A base URL may carry credentials (https://user:secret@proxy/v1); they never reach output.
+    # Up to the last '@': a password with an unescaped '/' or '#' is still hidden.
+    return re.sub(r"(?<=//).*@", "***@", url, flags=re.DOTALL)
+
+
+def base_url(text: str) -> str:
+    """An http(s) URL with a host and no credentials, without its trailing '/'.
+
+    Raises ValueError whose message never shows credentials found in `text`."""
+    example = f"an http:// or https:// URL such as {DEFAULT_BASE_URL}"
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018  (parses the port: a bad one raises ValueError here)
+    except ValueError as exc:
+        # urllib's reason may quote a piece of a password ("Port could not be cast ... 'pw'").
+        why = "" if "@" in text else f" ({exc})"
+        raise ValueError(f"must be {example}, got {_redact(text)!r}{why}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be {example}, got {_redact(text)!r}")
+    if "@" in parts.netloc:
+        # The SDK's aiohttp transport refuses them next to its Authorization header, per request.
+        raise ValueError(
+            f"must not hold credentials, got {_redact(text)!r}; the API key is read from "
+            "the environment (XAI_API_KEY), a proxy's from HTTPS_PROXY"
+        )
+    return text.strip().rstrip("/")
+
+
 @dataclass(frozen=True)
 class Option:
+    """A --grok-* option: `parse` turns the text (CLI, ini or env) into the value or raises
+    ValueError with a message that starts with "must be"."""
+
     flag: str
     ini: str | None
-    type: type
+    parse: Callable[[str], Any]
     default: Any
     help: str
+    metavar: str | None
     env: str | None = None
+    choices: tuple[str, ...] | None = None
 
 
 OPTIONS = [
-    Option("--grok-max-concurrent", "grok_max_concurrent", int, 4,
-           "most HTTP requests in flight at once, across the whole run (default 4)"),
-    Option("--grok-model", "grok_model", str, DEFAULT_MODEL,
-           f"model for cases that name none (default {DEFAULT_MODEL})"),
-    Option("--grok-base-url", "grok_base_url", str, DEFAULT_BASE_URL,
-           f"API base URL (default {DEFAULT_BASE_URL}; env XAI_BASE_URL)", env="XAI_BASE_URL"),
-    Option("--grok-timeout", "grok_timeout", float, 120.0,
-           "seconds per request attempt before it is retried (default 120)"),
-    Option("--grok-retries", "grok_retries", int, 4,
-           "retries of a request after 429, 5xx, timeouts and dropped connections (default 4)"),
-    Option("--grok-rpm", "grok_rpm", int, None,
-           "requests-per-minute budget, enforced per second as rpm/60 (default: no limit)"),
-    Option("--grok-tpm", "grok_tpm", int, None,
-           "tokens-per-minute budget, enforced per second (default: no limit)"),
-    Option("--grok-record", "grok_record", str, None,
+    Option("--grok-max-concurrent", "grok_max_concurrent", _positive_int, 4,
+           "most HTTP requests in flight at once, across the whole run (default 4)", "N"),
+    Option("--grok-model", "grok_model", _text, DEFAULT_MODEL,
+           f"model for cases that name none (default {DEFAULT_MODEL})", "NAME"),
+    Option("--grok-base-url", "grok_base_url", base_url, DEFAULT_BASE_URL,
+           f"API base URL (default {DEFAULT_BASE_URL}; env XAI_BASE_URL)", "URL",
+           env="XAI_BASE_URL"),
+    Option("--grok-timeout", "grok_timeout", _positive_number, 900.0,
+           "seconds one request attempt may take, connect to last byte (default 900, xAI's "
+           "advice for reasoning models); a timed-out attempt is retried once", "SECONDS"),
+    Option("--grok-retries", "grok_retries", _count, 4,
+           "retries of a request after 429, 5xx and connection errors (default 4)", "N"),
+    Option("--grok-rpm", "grok_rpm", _positive_int, None,
+           "requests-per-minute budget, enforced per second as rpm/60 (default: no limit)", "N"),
+    Option("--grok-tpm", "grok_tpm", _positive_int, None,
+           "tokens-per-minute budget, enforced per second (default: no limit)", "N"),
+    # No metavar: argparse then lists the modes in --help.
+    Option("--grok-record", "grok_record", _text, None,
            "recording mode: none (replay only), new (record what is missing), all (re-record "
            "everything), rewrite (all, and drop entries of deleted cases); default: new with "
-           "an API key, none without"),
-    Option("--grok-max-cost", "grok_max_cost", float, None,
-           "refuse to start when the estimated cost exceeds this many USD, and stop sending "
-           "once it is spent (default: no limit)"),
-    Option("--grok-report", None, str, None, "write a JSON report of every item to this path"),
-    Option("--grok-html", None, str, None, "write a self-contained HTML report to this path"),
-    Option("--grok-baseline", None, str, None,
-           "compare with an earlier --grok-report JSON and list regressions"),
+           "an API key, none without", None, choices=MODES),
+    Option("--grok-max-cost", "grok_max_cost", _positive_number, None,
+           "refuse to start when the estimated cost exceeds this many USD, and send no attempt "
+           "that could go over it, possibly billed attempts included (default: no limit)", "USD"),
+    Option("--grok-report", None, _text, None, "write a JSON report of every item to this path",
+           "PATH"),
+    Option("--grok-html", None, _text, None, "write a self-contained HTML report to this path",
+           "PATH"),
+    Option("--grok-baseline", None, _text, None,
+           "compare with an earlier --grok-report JSON and list regressions", "PATH"),
 ]
 
 # Batch mode (engine/batch.py): flags, not values, so they sit outside OPTIONS' CLI > ini > env.
@@ -78,6 +157,9 @@ INI_ONLY = [
      "model of the judge check's grader (default: --grok-model)"),
     ("grok_retry_base_delay", "string", "0.5",
      "first retry delay in seconds; doubles each retry, with jitter (default 0.5)"),
+    ("grok_prices", "linelist", [],
+     "prices for models the built-in table lacks, one per line: "
+     "'MODEL: INPUT CACHED_INPUT OUTPUT' in USD per million tokens"),
 ]
 
 
@@ -85,12 +167,24 @@ def dest(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    # argparse reports an ArgumentTypeError as "argument --flag: <message>", a usage error.
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def addoption(parser: pytest.Parser) -> None:
     """Register every option under the 'grokeval' group and its ini twin."""
     group = parser.getgroup("grokeval", "regression-test prompts against Grok")
     for opt in OPTIONS:
-        group.addoption(opt.flag, dest=dest(opt.flag), default=None, metavar="VALUE",
-                        help=opt.help)
+        extra: dict[str, Any] = {} if opt.choices is None else {"choices": opt.choices}
+        group.addoption(opt.flag, dest=dest(opt.flag), default=None, metavar=opt.metavar,
+                        type=_argparse_type(opt.parse), help=opt.help, **extra)
         if opt.ini:
             parser.addini(opt.ini, help=opt.help, type="string", default=None)
     for flag, action, metavar, text in BATCH_FLAGS:
@@ -126,6 +220,7 @@ class Settings:
     batch: bool = False
     batch_wait: float | None = None
     batch_cancel: bool = False
+    prices: Mapping[str, Price] = field(default_factory=dict)  # ini grok_prices
 
     def __repr__(self) -> str:
         # The base URL may hold credentials (https://user:password@host/v1).
@@ -150,47 +245,37 @@ class Settings:
         return Redactor.for_key(self.api_key, self.base_url)
 
 
-def _raw(config: pytest.Config, opt: Option) -> Any:
+def _value(config: pytest.Config, opt: Option) -> Any:
+    """The option's value: the command line's (already parsed by argparse), else the ini
+    file's, else the environment's, else the default; a bad one is a UsageError naming it."""
     value = config.getoption(dest(opt.flag))
-    if value is None and opt.ini:
-        value = config.getini(opt.ini) or None
-    if value is None and opt.env:
-        value = os.environ.get(opt.env) or None
-    return value
-
-
-def _convert(opt: Option, value: Any) -> Any:
-    if value is None:
-        return opt.default
-    try:
-        converted = opt.type(value)
-    except (TypeError, ValueError):
-        kind = {int: "an integer", float: "a number", str: "a string"}[opt.type]
-        raise pytest.UsageError(f"{opt.flag} must be {kind}, got {value!r}") from None
-    return converted
+    if value is not None:
+        return value
+    sources = [(f"ini option {opt.ini}", opt.ini and (config.getini(opt.ini) or None))]
+    if opt.env:
+        sources.append((f"environment variable {opt.env}", os.environ.get(opt.env) or None))
+    for source, text in sources:
+        if text is None:
+            continue
+        try:
+            value = opt.parse(str(text))
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source} (for {opt.flag}): {exc}") from None
+        if opt.choices is not None and value not in opt.choices:
+            raise pytest.UsageError(
+                f"{source} (for {opt.flag}): must be one of {', '.join(opt.choices)}, "
+                f"got {value!r}"
+            )
+        return value
+    return opt.default
 
 
 def resolve(config: pytest.Config) -> Settings:
     """Read and check all options; a bad value is a usage error naming the option."""
-    values = {dest(opt.flag): _convert(opt, _raw(config, opt)) for opt in OPTIONS}
-    for name in ("grok_max_concurrent", "grok_retries", "grok_rpm", "grok_tpm"):
-        value = values[name]
-        positive = name != "grok_retries"
-        if value is not None and (value < 1 if positive else value < 0):
-            flag = "--" + name.replace("_", "-")
-            need = "a positive integer" if positive else "zero or a positive integer"
-            raise pytest.UsageError(f"{flag} must be {need}, got {value}")
-    for name in ("grok_timeout", "grok_max_cost"):
-        value = values[name]
-        if value is not None and value <= 0:
-            raise pytest.UsageError(f"--{name.replace('_', '-')} must be positive, got {value:g}")
+    values = {dest(opt.flag): _value(config, opt) for opt in OPTIONS}
     key_env = str(config.getini("grok_api_key_env") or "XAI_API_KEY")
     api_key = os.environ.get(key_env) or None
     record = values["grok_record"]
-    if record is not None and record not in MODES:
-        raise pytest.UsageError(
-            f"--grok-record must be one of {', '.join(MODES)}, got {record!r}"
-        )
     if record in ("new", "all", "rewrite") and api_key is None:
         raise pytest.UsageError(
             f"--grok-record={record} calls the API, but {key_env} is not set; set it, "
@@ -212,7 +297,7 @@ def resolve(config: pytest.Config) -> Settings:
     return Settings(
         max_concurrent=values["grok_max_concurrent"],
         model=values["grok_model"],
-        base_url=values["grok_base_url"].rstrip("/"),
+        base_url=values["grok_base_url"],
         timeout=values["grok_timeout"],
         retries=values["grok_retries"],
         rpm=values["grok_rpm"],
@@ -231,6 +316,7 @@ def resolve(config: pytest.Config) -> Settings:
         batch=batch,
         batch_wait=batch_wait,
         batch_cancel=batch_cancel,
+        prices=parse_prices(config.getini("grok_prices")),
     )
 
 
@@ -262,3 +348,26 @@ def _batch(
             "use --grok-record=new, all or rewrite"
         )
     return batch, wait, cancel
+
+
+def parse_prices(lines: list[str]) -> dict[str, Price]:
+    """The ini option grok_prices: 'MODEL: INPUT CACHED_INPUT OUTPUT' lines, USD per 1M tokens.
+
+    Raises pytest.UsageError naming the line that is not of that form.
+    """
+    prices: dict[str, Price] = {}
+    for number, line in enumerate(lines, 1):
+        model, colon, rest = line.partition(":")
+        try:
+            values = [float(part) for part in rest.split()]
+        except ValueError:
+            values = []
+        if not (colon and model.strip() and len(values) == 3):
+            values = []
+        if not values or not all(0 <= v < math.inf for v in values):
+            raise pytest.UsageError(
+                f"grok_prices line {number}: expected 'MODEL: INPUT CACHED_INPUT OUTPUT' "
+                f"(USD per million tokens, e.g. 'grok-4.8: 2.00 0.50 6.00'), got {line!r}"
+            )
+        prices[model.strip()] = Price(*values)
+    return prices

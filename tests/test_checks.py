@@ -147,7 +147,16 @@ def test_a_negated_list_check_passes_only_when_none_of_the_items_is_found(
 @pytest.mark.parametrize("name", ["cost_usd", "not_cost_usd"])
 def test_a_cost_check_fails_in_both_forms_when_no_cost_was_reported(name: str) -> None:
     result = check(reply(cost_usd=None), name, 1.0)
-    assert (result.passed, result.got) == (False, "no cost reported")
+    assert (result.passed, result.got) == (
+        False, "the cost is unknown: the response reported no cost, and its model no known price"
+    )
+
+
+@pytest.mark.parametrize("name", ["tokens", "not_tokens", "cost_usd"])
+def test_a_tokens_or_cost_check_fails_in_both_forms_when_the_usage_is_unknown(name: str) -> None:
+    result = check(reply(usage=None, cost_usd=None), name, 10**9)
+    assert result.passed is False
+    assert "unknown" in result.got and "no usage" in result.got, result.got
 
 
 # --- expected and got texts ------------------------------------------------------------------
@@ -645,12 +654,17 @@ def test_describe_response_shows_size_metadata_and_the_text() -> None:
     )
 
 
-def test_describe_response_shows_live_an_unusual_finish_reason_and_no_missing_cost() -> None:
+def test_describe_response_shows_live_an_unusual_finish_reason_and_an_unknown_cost() -> None:
     response = reply("a", finish_reason="length", cost_usd=None, replayed=False)
     assert describe_response(response) == (
-        "response (1 char; model grok-4.3, 840 ms, 120 in + 35 out tokens, "
+        "response (1 char; model grok-4.3, 840 ms, 120 in + 35 out tokens, cost unknown, "
         "finish_reason 'length', live):\n  'a'"
     )
+
+
+def test_describe_response_says_tokens_are_unknown_without_usage() -> None:
+    response = reply("a", usage=None, cost_usd=None)
+    assert "tokens unknown (no usage reported), cost unknown" in describe_response(response)
 
 
 def test_describe_response_shortens_long_text() -> None:

@@ -357,7 +357,7 @@ def test_ctrl_c_in_the_prefetch_keeps_every_response_received_for_replay(
 
 
 INTERRUPT_AT_THE_THIRD_ANSWER = """
-import pytest_grokeval.plugin
+import pytest_grokeval.prefetch.session
 from pytest_grokeval.report.terminal import Progress
 
 
@@ -369,7 +369,7 @@ class InterruptAtTheThirdAnswer(Progress):
             raise KeyboardInterrupt
 
 
-pytest_grokeval.plugin.Progress = InterruptAtTheThirdAnswer
+pytest_grokeval.prefetch.session.Progress = InterruptAtTheThirdAnswer
 """
 
 

@@ -11,7 +11,7 @@ import openai
 import pytest
 from conftest import API_KEY
 
-from pytest_grokeval.data import ChatRequest, Completion
+from pytest_grokeval.data import ChatRequest, Completion, Usage
 from pytest_grokeval.engine.budgets import (
     DEFAULT_MAX_TOKENS_ESTIMATE,
     WINDOW_MARGIN,
@@ -22,6 +22,7 @@ from pytest_grokeval.engine.budgets import (
 )
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, default_client
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
+from pytest_grokeval.engine.pricing import PRICES, Price, cost_from_usage, estimate_cost, price_for
 from pytest_grokeval.engine.wire import parse_completion
 from pytest_grokeval.testing import FakeGrok, Reply
 
@@ -159,8 +160,32 @@ NO_CREDITS = (
         (Reply(status=503), RetryableError),
         (Reply(status=400, error="maximum prompt length is 131072"), ItemError),
         (Reply(status=422, error="invalid field"), ItemError),
+        # xAI's 2026 bodies (shared/research/xai-api-2026.md §1.6, §1.7).
+        (Reply(status=400, error="Incorrect API key provided: xa***0e.", code="invalid-argument"),
+         FatalAPIError),
+        (Reply(status=400, error="Model grok-build-0.1 does not support reasoning_effort",
+               code="invalid-argument"), ItemError),
+        (Reply(status=404, error="The model grok-9 does not exist or your team abc does not "
+               "have access to it.", code="not-found"), FatalAPIError),
+        (Reply(status=403, error=NO_CREDITS,
+               code="The caller does not have permission to execute the specified operation"),
+         FatalAPIError),
+        (Reply(status=403, error="Your newly created team doesn't have any credits or licenses "
+               "yet."), FatalAPIError),
+        (Reply(status=429, error="Free usage quota exceeded. Purchase credits to continue.",
+               code="resource-exhausted"), FatalAPIError),
+        (Reply(status=429, error="Too many requests for team abc and model grok-4.3. Your "
+               "team's rate limit is — Requests per Second (actual/limit): 2/2.",
+               code="resource-exhausted"), RetryableError),
+        (Reply(status=429, error="The model is currently at capacity due to high demand, "
+               "try again later or use a higher service tier for priority processing",
+               code="resource-exhausted"), RetryableError),
+        (Reply(status=429, error="per-minute request quota exceeded"), RetryableError),
     ],
-    ids=lambda value: f"{value.status}" if isinstance(value, Reply) else value.__name__,
+    ids=lambda value: (
+        f"{value.status}-{(value.error or '')[:24]}" if isinstance(value, Reply)
+        else value.__name__
+    ),
 )
 def test_errors_are_sorted_into_fatal_retryable_and_failures_of_one_case(
     grok: FakeGrok, reply: Reply, kind: type[Exception]
@@ -216,6 +241,20 @@ def test_the_wait_before_a_retry_never_exceeds_the_cap_however_many_retries_came
 # -- estimates and cost -------------------------------------------------------------------------
 
 
+def test_a_price_comes_from_grok_prices_then_the_table_and_an_unknown_model_has_none() -> None:
+    mine = Price(9.0, 1.0, 9.0)
+    assert price_for("grok-4.3", {"grok-4.3": mine}) == mine
+    assert price_for("grok-4.5-latest") == PRICES["grok-4.5"]
+    assert price_for("grok-3-mini") == PRICES["grok-4.3"]  # retired: redirected and billed so
+    assert price_for("grok-9") is None
+    assert estimate_cost("grok-9", 400, 100) is None
+    assert cost_from_usage("grok-9", Usage(100, 10, 110), None) is None
+    assert cost_from_usage("grok-9", Usage(100, 10, 110), None, {"grok-9": mine}) == (
+        pytest.approx((100 * 9.0 + 10 * 9.0) / 1e6)
+    )
+    assert cost_from_usage("grok-4.3", None, None) is None
+
+
 def test_a_token_reservation_is_prompt_characters_over_four_plus_the_output_cap() -> None:
     messages = ({"role": "system", "content": "s" * 20}, {"role": "user", "content": "u" * 20})
     assert estimate_tokens(ChatRequest("grok-4.3", messages, {"max_tokens": 100})) == 110
@@ -251,5 +290,16 @@ def test_a_completion_keeps_the_text_model_usage_and_latency(grok: FakeGrok) -> 
     result = completion(grok, {"prompt_tokens": 7, "completion_tokens": 3}, model="grok-4.3-0514")
     assert (result.text, result.finish_reason) == ("You said: hi", "stop")
     assert result.model == "grok-4.3-0514"
+    assert result.usage is not None
     assert (result.usage.prompt_tokens, result.usage.output_tokens) == (7, 3)
     assert result.latency_ms == 12.5
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [None, "12", {"prompt_tokens": None, "completion_tokens": 3}, {"prompt_tokens": -1,
+     "completion_tokens": 3}, {"completion_tokens": 3}],
+)
+def test_usage_read_back_from_a_recording_is_unknown_unless_its_counts_are(stored: Any) -> None:
+    assert Usage.from_json(stored) is None
+    assert Usage.from_json({"prompt_tokens": 2, "completion_tokens": 3}) == Usage(2, 3, 0)

@@ -459,10 +459,16 @@ def test_bad_input_is_a_collection_error_with_file_and_line_and_others_still_run
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--grok-max-concurrent=0"], "--grok-max-concurrent must be a positive integer, got 0"),
-        (["--grok-max-concurrent=two"], "--grok-max-concurrent must be an integer, got 'two'"),
-        (["--grok-record=sometimes"], "--grok-record must be one of none, new, all, rewrite*"),
-        (["--grok-timeout=-1"], "--grok-timeout must be positive, got -1"),
+        (["--grok-max-concurrent=0"], "--grok-max-concurrent: must be a positive integer, got 0"),
+        (["--grok-max-concurrent=two"], "--grok-max-concurrent: must be an integer, got 'two'"),
+        (["--grok-record=sometimes"], "--grok-record: invalid choice: 'sometimes'*"),
+        (["--grok-timeout=-1"], "--grok-timeout: must be a positive finite number, got -1"),
+        (["--grok-timeout=inf"], "--grok-timeout: must be a positive finite number, got inf"),
+        (["--grok-timeout=0"], "--grok-timeout: must be a positive finite number, got 0"),
+        (["--grok-max-cost=nan"], "--grok-max-cost: must be a positive finite number, got nan"),
+        (["--grok-max-cost=-0.5"], "--grok-max-cost: must be a positive finite number, got -0.5"),
+        (["-o", "grok_prices=grok-9: 1 2"],
+         "grok_prices line 1: expected 'MODEL: INPUT CACHED_INPUT OUTPUT'*got 'grok-9: 1 2'"),
     ],
 )
 def test_a_bad_option_is_a_usage_error(project: Project, args: list[str], message: str) -> None:

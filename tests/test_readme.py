@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import tomllib
 from pathlib import Path
 
 from conftest import Project
@@ -84,16 +85,16 @@ def test_the_python_examples_run(tmp_path: Path) -> None:
     exec(expect_block, {"expect": expect, "response": response})
 
 
-def test_the_python_test_example_runs(project: Project) -> None:
+def test_the_python_test_example_runs_as_written_under_pytest_asyncio_strict_mode(
+    project: Project,
+) -> None:
     (example,) = [b for b in blocks("python") if "@pytest.mark.grok" in b]
-    project.pytester.makepyfile(
-        test_example=example.replace("async def", "@pytest.mark.asyncio\nasync def")
-    )
+    project.pytester.makepyfile(test_example=example)
     project.server.answers.update(
         {"How many days": "You have 30 days.", "Say hello.": "Hello there!"}
     )
 
-    result = project.run("-p", "asyncio")
+    result = project.run("-p", "asyncio", "-o", "asyncio_mode=strict")
 
     result.assert_outcomes(passed=2)
     assert project.server.request_count == 2
@@ -102,3 +103,17 @@ def test_the_python_test_example_runs(project: Project) -> None:
 def test_the_fake_grok_example_runs() -> None:
     (example,) = [b for b in blocks("python") if b.startswith("# try_fake_grok.py")]
     exec(compile(example, "try_fake_grok.py", "exec"), {})
+
+
+def test_the_supported_versions_section_states_the_declared_pythons_and_floors() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    section = README[README.index("### Supported versions") : README.index("## Writing a suite")]
+    pythons = [c.rsplit(" ", 1)[1] for c in project["classifiers"] if re.fullmatch(
+        r"Programming Language :: Python :: 3\.\d+", c
+    )]
+    assert pythons
+    for version in pythons:
+        assert f"`tests-{version}`" in section, version
+    for dependency in project["dependencies"]:
+        name, floor = dependency.split(">=")
+        assert f"`{name}=={floor}`" in section, dependency

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from filelock import FileLock, Timeout
 
 from pytest_grokeval.data import ChatRequest, Completion, Usage
 from pytest_grokeval.recordings import store as recordings
+from pytest_grokeval.recordings.journal import LOCK_NAME
 from pytest_grokeval.recordings.store import RecordingStore, recordings_path
 
 
@@ -27,13 +27,6 @@ def recorded(suite: Path) -> set[str]:
     return {item for item, _ in keys}
 
 
-def waiting_for_a_lock(directory: Path) -> bool:
-    """Whether some process or thread is blocked on a flock of `directory` (Linux /proc/locks)."""
-    inode = f":{directory.stat().st_ino} "
-    locks = Path("/proc/locks").read_text()
-    return any("->" in line and inode in line for line in locks.splitlines())
-
-
 def test_an_entry_another_writer_saved_after_we_loaded_is_kept_when_we_save(
     tmp_path: Path,
 ) -> None:
@@ -44,40 +37,30 @@ def test_an_entry_another_writer_saved_after_we_loaded_is_kept_when_we_save(
     assert recorded(suite) == {"ours", "theirs"}
 
 
-@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")
-def test_two_writers_saving_at_once_both_keep_their_entries(
+def test_a_save_reads_the_file_while_holding_the_lock_other_writers_take(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite = tmp_path / "test_s.yaml"
     recordings_path(suite).parent.mkdir()
-    ours, theirs = record(suite, "ours"), record(suite, "theirs")
-    we_have_read = threading.Event()
-    they_are_done = threading.Event()
+    ours = record(suite, "ours")
     real_read = recordings._read
-    main = threading.current_thread()
+    held_while_reading: list[bool] = []
 
     def read(path: Path) -> tuple[dict[tuple[str, int], recordings.Entry], str]:
-        found = real_read(path)
-        if threading.current_thread() is main:
-            # Between our read and our write, the other writer tries to save. Under the lock it
-            # blocks (seen in /proc/locks); without it, or reading before locking, it finishes.
-            we_have_read.set()
-            deadline = time.monotonic() + 30
-            while not (they_are_done.is_set() or waiting_for_a_lock(path.parent)):
-                assert time.monotonic() < deadline, "the other writer neither saved nor waited"
-                they_are_done.wait(0.01)
-        return found
-
-    def save_theirs() -> None:
-        we_have_read.wait(30)
-        theirs.save()
-        they_are_done.set()
+        # Another writer (a second FileLock on the same file, as another process has) must not
+        # get the lock between our read and our write: that is what keeps its entries.
+        other = FileLock(path.parent / LOCK_NAME)
+        try:
+            other.acquire(timeout=0)
+        except Timeout:
+            held_while_reading.append(True)
+        else:
+            other.release()
+            held_while_reading.append(False)
+        return real_read(path)
 
     monkeypatch.setattr(recordings, "_read", read)
-    other = threading.Thread(target=save_theirs)
-    other.start()
-    try:
-        ours.save()
-    finally:
-        other.join(30)
+    ours.save()
+    assert held_while_reading and all(held_while_reading), held_while_reading
+    record(suite, "theirs").save()
     assert recorded(suite) == {"ours", "theirs"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import tomllib
@@ -392,11 +393,11 @@ def test_the_schema_in_the_docs_is_the_one_reports_are_validated_with() -> None:
 def test_the_html_assets_are_declared_as_package_data() -> None:
     root = Path(__file__).parent.parent
     pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    declared = pyproject["tool"]["setuptools"]["package-data"]["pytest_grokeval.report"]
-    folder = root / "pytest_grokeval" / "report"
-    assets = {p.name for p in folder.iterdir() if p.suffix in (".css", ".js")}
-    assert assets == {"report.css", "report.js"}
-    assert assets <= set(declared)
+    declared = pyproject["tool"]["setuptools"]["package-data"]["*"]
+    assets = {p.name for p in (root / "pytest_grokeval").rglob("*") if p.suffix in (".css", ".js")}
+    assert {"report.css", "report.js"} <= assets
+    for name in assets | {"py.typed"}:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in declared), name
 
 
 def test_latency_percentiles_are_the_values_below_which_that_share_of_requests_fall() -> None:

@@ -115,7 +115,8 @@ def _usd(n: float) -> str:
 
 def _cost(response: Completion) -> float:
     if response.cost_usd is None:
-        raise Undecided("no cost reported")
+        why = "no usage" if response.usage is None else "no cost, and its model no known price"
+        raise Undecided(f"the cost is unknown: the response reported {why}")
     return response.cost_usd
 
 
@@ -136,11 +137,15 @@ def _latency(response: Completion) -> float:
 
 
 def _tokens(response: Completion) -> int:
+    if response.usage is None:
+        raise Undecided("the token count is unknown: the response reported no usage")
     return response.usage.total_tokens
 
 
 def _tokens_in_out(response: Completion) -> str:
     usage = response.usage
+    if usage is None:
+        return "unknown tokens"
     return (
         f"{plural(usage.total_tokens, 'token')} "
         f"({usage.prompt_tokens} in + {usage.output_tokens} out)"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
+from _pytest._io import TerminalWriter
 
 from pytest_grokeval.checks.judge import JudgeError
 from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message, run_checks
@@ -108,6 +109,7 @@ class GrokItem(pytest.Item):
             if isinstance(outcome, FetchError):
                 continue
             graded = run.grades(self.nodeid, request.sample, self.spec.checks)
+            sample.graded = graded
             try:
                 sample.results = run_checks(self.spec.checks, outcome, graded)
             except JudgeError as exc:
@@ -162,8 +164,8 @@ class GrokItem(pytest.Item):
         properties: list[tuple[str, object]] = [
             ("grok_model", first.model),
             ("grok_latency_ms", round(max(c.latency_ms for c in completions), 1)),
-            ("grok_tokens", sum(c.usage.total_tokens for c in completions)),
-            ("grok_cost_usd", round(sum(c.cost_usd or 0.0 for c in completions), 8)),
+            ("grok_tokens", _total_tokens(completions)),
+            ("grok_cost_usd", _total_cost(completions)),
             ("grok_replayed", all(c.replayed for c in completions)),
         ]
         # A rerun (pytest-rerunfailures) runs this item object again: replace, never append.
@@ -175,11 +177,43 @@ class GrokItem(pytest.Item):
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         if isinstance(excinfo.value, GrokFailure):
-            return str(excinfo.value)
+            return FailureRepr(str(excinfo.value))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int, str]:
         return self.path, self.spec.line, f"grok case: {self.spec.name}"
+
+
+@dataclass(frozen=True)
+class _Crash:
+    message: str
+
+    def __str__(self) -> str:  # what --tb=line prints
+        return self.message.partition("\n")[0]
+
+
+class FailureRepr(TerminalRepr):
+    """A failed item's text. Its `reprcrash` is what pytest 8 reads to end the short summary
+    line with the failure's first line (pytest 9 also reads a plain string)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.reprcrash = _Crash(text)
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
+
+
+def _total_tokens(completions: list[Completion]) -> int | str:
+    usages = [c.usage for c in completions]
+    known = [u.total_tokens for u in usages if u is not None]
+    return sum(known) if len(known) == len(usages) else "unknown"
+
+
+def _total_cost(completions: list[Completion]) -> float | str:
+    costs = [c.cost_usd for c in completions if c.cost_usd is not None]
+    return round(sum(costs), 8) if len(costs) == len(completions) else "unknown"
 
 
 @dataclass
@@ -190,6 +224,7 @@ class Sample:
     outcome: Outcome
     results: list[CheckResult] | None = None
     problem: str | None = None  # a judge that gave no verdict
+    graded: dict[str, Outcome] = field(default_factory=dict)  # grader replies by check name
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -201,6 +236,13 @@ class Sample:
             data["error"] = self.outcome.to_json()
             return data
         data["response"] = {**self.outcome.to_json(), "replayed": self.outcome.replayed}
+        judged = [
+            {"check": name, "response": {**reply.to_json(), "replayed": reply.replayed}}
+            for name, reply in self.graded.items()
+            if isinstance(reply, Completion)
+        ]
+        if judged:
+            data["judge"] = judged
         if self.problem is not None:
             data["error"] = {"message": self.problem, "status": None, "kind": "judge"}
         if self.results is not None:

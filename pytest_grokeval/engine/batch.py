@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections import deque
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome, canonical_json
+from pytest_grokeval.data import ChatRequest, FetchError, Outcome, canonical_json
 from pytest_grokeval.engine.batchstore import Batch, Cache, Stored
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, ResultCallback
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
@@ -296,6 +297,7 @@ class BatchEngine(Engine):
             raise BatchStop(f"--grok-batch: {exc.error.message}; nothing more was sent") from None
         batch.added.update(item["batch_request_id"] for item in chunk)
         self.stats.sent += len(chunk)
+        self.stats.attempts += len(chunk)
         self._stored.save(self.batches.values())
 
     async def _read(self, client: openai.AsyncOpenAI, batch: Batch) -> int:
@@ -337,9 +339,7 @@ class BatchEngine(Engine):
         if isinstance(outcome, FetchError):
             self.stats.failed += 1
         else:
-            self.stats.prompt_tokens += outcome.usage.prompt_tokens
-            self.stats.output_tokens += outcome.usage.output_tokens
-            self.stats.cost_usd += outcome.cost_usd or 0.0
+            self._ledger.received(request, outcome)
             self.stats.latencies_ms.append(outcome.latency_ms)
         if self._on_result is not None:
             self._on_result(request, outcome)
@@ -354,17 +354,19 @@ class BatchEngine(Engine):
             message = error.get("message") if isinstance(error, dict) else error
             return FetchError(f"the batch answered with an error: {message or result!r}")
         try:
-            completion = parse_completion(body, latency_ms)
+            completion = parse_completion(body, latency_ms, self.settings.prices)
         except ValueError as exc:
             return FetchError(f"malformed batch result: {exc}", kind="malformed")
         usage = body.get("usage") if isinstance(body, dict) else None
         cost = completion.cost_usd
         if not (isinstance(usage, dict) and isinstance(usage.get("cost_in_usd_ticks"), int)):
             # No ticks: the list price halved, the Batch API's documented discount.
-            self.estimated += 1
-            cost = cost_from_usage(completion.model, completion.usage, None) / 2
-        return Completion(completion.text, completion.finish_reason, completion.model,
-                          completion.usage, latency_ms, cost, via="batch")
+            listed = cost_from_usage(
+                completion.model, completion.usage, None, self.settings.prices
+            )
+            self.estimated += listed is not None
+            cost = None if listed is None else listed / 2
+        return dataclasses.replace(completion, cost_usd=cost, via="batch")
 
     def _expire(self) -> None:
         """--grok-batch-wait is over: what is still unread fails, naming its batch."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pytest_grokeval.data import ChatRequest
-from pytest_grokeval.engine.pricing import estimate_cost
+from pytest_grokeval.engine.pricing import Prices, estimate_cost
 
 DEFAULT_MAX_TOKENS_ESTIMATE = 1024
 # A window's slack on top of its length, for the server's own clock and window edges.
@@ -115,6 +115,6 @@ def estimate_tokens(request: ChatRequest) -> int:
     return _prompt_chars(request) // 4 + _max_tokens(request)
 
 
-def estimate_request_cost(request: ChatRequest) -> float:
-    """An upper bound of what one request costs, from its size and output cap."""
-    return estimate_cost(request.model, _prompt_chars(request), _max_tokens(request))
+def estimate_request_cost(request: ChatRequest, prices: Prices | None = None) -> float | None:
+    """An upper bound of what one request costs, from its size and output cap; None unpriced."""
+    return estimate_cost(request.model, _prompt_chars(request), _max_tokens(request), prices)

@@ -6,14 +6,22 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
+from pytest_grokeval.engine.accounting import Ledger, Spending
 from pytest_grokeval.engine.budgets import SlidingWindow, Use, estimate_tokens, rpm_window
-from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
+from pytest_grokeval.engine.errors import (
+    FatalAPIError,
+    ItemError,
+    RetryableError,
+    classify,
+    transport_error,
+)
+from pytest_grokeval.engine.pricing import Price
 from pytest_grokeval.engine.wire import parse_completion
 
 if TYPE_CHECKING:
@@ -21,6 +29,10 @@ if TYPE_CHECKING:
     import openai
 
 BACKOFF_CAP = 30.0
+# An unreachable host fails in seconds, whatever the attempt timeout allows.
+CONNECT_TIMEOUT = 10.0
+# A timed-out attempt was probably processed, and billed: retry it once, not --grok-retries times.
+TIMEOUT_RETRIES = 1
 
 
 @dataclass(frozen=True)
@@ -28,16 +40,17 @@ class EngineSettings:
     base_url: str
     api_key: str
     max_concurrent: int = 4
-    timeout: float = 120.0
+    timeout: float = 900.0  # seconds for one whole attempt, connect to last byte
     retries: int = 4
     rpm: int | None = None
     tpm: int | None = None
     max_cost: float | None = None
     backoff_base: float = 0.5
+    prices: Mapping[str, Price] | None = None  # ini grok_prices, before the built-in table
 
 
 @dataclass
-class EngineStats:
+class EngineStats(Spending):
     """Live counters, read by the progress line and the summary."""
 
     total: int = 0  # distinct requests to fetch
@@ -46,9 +59,6 @@ class EngineStats:
     sent: int = 0  # distinct requests that went out at least once
     retried: int = 0  # attempts after the first
     failed: int = 0
-    prompt_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     paused_until: float = 0.0
@@ -83,6 +93,7 @@ class Engine:
         self._rpm = rpm_window(settings.rpm) if settings.rpm else None
         self._tpm = SlidingWindow(settings.tpm / 60, 1.0) if settings.tpm else None
         self._settled = asyncio.Event()
+        self._ledger = Ledger(self.stats, settings.max_cost, settings.prices)
 
     async def __aenter__(self) -> Engine:
         return self
@@ -138,9 +149,7 @@ class Engine:
         if isinstance(outcome, FetchError):
             self.stats.failed += 1
         else:
-            self.stats.prompt_tokens += outcome.usage.prompt_tokens
-            self.stats.output_tokens += outcome.usage.output_tokens
-            self.stats.cost_usd += outcome.cost_usd or 0.0
+            self._ledger.received(request, outcome)
             self.stats.latencies_ms.append(outcome.latency_ms)
         if self._on_result is not None:
             self._on_result(request, outcome)
@@ -150,6 +159,7 @@ class Engine:
     async def _fetch(self, client: openai.AsyncOpenAI, request: ChatRequest) -> Outcome:
         """Send one request until it is answered, fails for good, or its retries run out."""
         retries = self.settings.retries
+        timeouts = 0
         for attempt in range(retries + 1):
             try:
                 async with self._semaphore:
@@ -160,8 +170,9 @@ class Engine:
             except ItemError as exc:
                 return self._finish(request, exc.error)
             except RetryableError as exc:
-                if attempt == retries:
-                    gave_up = f"gave up after {retries} {'retry' if retries == 1 else 'retries'}"
+                timeouts += exc.error.kind == "timeout"
+                if attempt == retries or timeouts > TIMEOUT_RETRIES:
+                    gave_up = f"gave up after {attempt} {'retry' if attempt == 1 else 'retries'}"
                     error = exc.error
                     message = f"{error.message} ({gave_up})"
                     return self._finish(request, FetchError(message, error.status, error.kind))
@@ -198,10 +209,9 @@ class Engine:
         while True:
             if self._fatal is not None:
                 raise self._fatal
-            spent, max_cost = self.stats.cost_usd, self.settings.max_cost
-            if max_cost is not None and spent >= max_cost:
-                message = f"the run has already spent ${spent:.4f} of --grok-max-cost ${max_cost:g}"
-                raise ItemError(FetchError(message, kind="budget"))
+            refusal = self._ledger.refusal(request)
+            if refusal is not None:
+                raise ItemError(FetchError(refusal, kind="budget"))
             now = time.monotonic()
             wait = max(
                 self._resume_at - now,
@@ -226,29 +236,48 @@ class Engine:
         import openai
 
         self.stats.in_flight += 1
+        self._ledger.sent()
         self._emit()
         started = time.perf_counter()
+        timed_out = RetryableError(FetchError(
+            f"timed out after {self.settings.timeout:g} s (--grok-timeout)", kind="timeout"
+        ))
         try:
-            # The SDK for transport, auth, timeouts and its error classes, but the JSON body as
-            # it is: building its typed ChatCompletion costs more CPU than the HTTP exchange.
-            data = await client.post(
-                "/chat/completions", body=request.create_kwargs(), cast_to=object
-            )
-            completion = parse_completion(data, (time.perf_counter() - started) * 1000)
-        except openai.APITimeoutError:
-            message = f"timed out after {self.settings.timeout:g} s (--grok-timeout)"
-            raise RetryableError(FetchError(message, kind="timeout")) from None
+            # The whole attempt, connect to last byte: the SDK's timeout bounds each socket read,
+            # so a body trickling in byte by byte would never time out.
+            async with asyncio.timeout(self.settings.timeout):
+                # The SDK for transport, auth and its error classes, but the JSON body as it is:
+                # building its typed ChatCompletion costs more CPU than the HTTP exchange.
+                data = await client.post(
+                    "/chat/completions", body=request.create_kwargs(), cast_to=object
+                )
+            latency_ms = (time.perf_counter() - started) * 1000
+            completion = parse_completion(data, latency_ms, self.settings.prices)
+        except TimeoutError:
+            self._ledger.lost(request)
+            raise timed_out from None
         except openai.APIConnectionError as exc:
-            # The SDK's own message is just "Connection error."; the cause says what happened.
-            message = f"connection failed: {exc.__cause__ or exc}"
+            # The SDK's aiohttp transport reports refused, reset and DNS failures as timeouts.
+            failure = transport_error(exc)
+            if failure is None:
+                self._ledger.lost(request)
+                raise timed_out from None
+            message, after_send = failure
+            if after_send:
+                self._ledger.lost(request)
             raise RetryableError(FetchError(message, kind="connection")) from None
         except openai.APIStatusError as exc:
             classified = classify(exc)
             if isinstance(classified, FatalAPIError):
                 self._fatal = classified
+                # The run stops, but this request failed and the summary counts it so.
+                self.stats.done += 1
+                self.stats.failed += 1
             raise classified from None
         except (ValueError, TypeError, AttributeError) as exc:
-            # The SDK lets a 200 with an unparsable body through as a JSONDecodeError.
+            # The SDK lets a 200 with an unparsable body through as a JSONDecodeError. The
+            # request was answered, so it may have been billed.
+            self._ledger.lost(request)
             message = f"malformed response: {exc}"
             raise RetryableError(FetchError(message, kind="malformed")) from None
         finally:
@@ -256,7 +285,9 @@ class Engine:
             # Answered or failed, the request has reached the server if it ever will.
             self._finish_uses(use, tokens)
         if tokens is not None and self._tpm is not None:
-            self._tpm.settle(tokens, completion.usage.total_tokens, time.monotonic())
+            # Without usage the reservation's estimate stands.
+            used = tokens.amount if completion.usage is None else completion.usage.total_tokens
+            self._tpm.settle(tokens, used, time.monotonic())
         return completion
 
     def _finish_uses(self, use: Use | None, tokens: Use | None) -> None:
@@ -275,10 +306,13 @@ def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:
 
     # The SDK's aiohttp transport (the openai[aiohttp] extra): bench/prefetch.py measured its
     # default httpx2 one 1.3x slower than a plain gather at 16-64 in flight, aiohttp faster.
+    # The read timeout is a backstop: Engine._send bounds the whole attempt itself, and reports
+    # it the same way whichever fires first.
+    timeout = openai.Timeout(settings.timeout, connect=min(CONNECT_TIMEOUT, settings.timeout))
     return openai.AsyncOpenAI(
         api_key=settings.api_key,
         base_url=settings.base_url,
-        timeout=settings.timeout,
+        timeout=timeout,
         max_retries=0,
-        http_client=openai.DefaultAioHttpClient(timeout=settings.timeout),
+        http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )

@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pytest_grokeval.data import FetchError
+from pytest_grokeval.engine.wire import body_message
 
 if TYPE_CHECKING:
     import openai
@@ -42,23 +43,69 @@ class ItemError(Exception):
         self.error = error
 
 
-# xAI answers both "slow down" and "out of money" with 429; only the message tells them apart.
-_NO_CREDITS = re.compile(r"credits|spending limit|billing|quota", re.IGNORECASE)
+# Out of money is a 403 in 2026 and a 429 before (shared/research/xai-api-2026.md §1.7), and a
+# 429 also means "slow down": only the text tells them apart, so both patterns read it.
+_NO_CREDITS = re.compile(
+    r"credits|spending limit|licen[cs]es|billing|purchase|payment", re.IGNORECASE
+)
+_RATE_LIMIT = re.compile(
+    r"(requests?|tokens?) per (second|minute|hour)|per[- ](second|minute)|rate limit|"
+    r"at capacity|too many requests",
+    re.IGNORECASE,
+)
 # xAI answers a bad key with 400 "Incorrect API key provided", not 401.
-_BAD_KEY = re.compile(r"api key|unauthori[sz]ed|authentication", re.IGNORECASE)
+_BAD_KEY = re.compile(r"api key|unauthori[sz]ed|unauthenticated|authentication", re.IGNORECASE)
 
 
 def api_message(exc: openai.APIStatusError) -> str:
-    """The human message of an API error, from xAI's flat body or OpenAI's nested one."""
+    """The human message of an API error: xAI's flat body, OpenAI's nested one, or {detail}."""
     body = exc.body
     if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            return str(inner.get("message") or inner)
-        return str(inner)
+        return body_message(body)
     if isinstance(body, str) and body:
         return body
     return exc.message
+
+
+def _code(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else ""
+
+
+def transport_error(exc: BaseException) -> tuple[str, bool] | None:
+    """What a transport failure was: ("connection failed: <cause>", sent) or None for a timeout.
+
+    `sent` says the request may have reached the server (a reset or a drop after sending) and
+    been billed; a refused connection, a DNS or a TLS failure never got that far.
+    """
+    import aiohttp
+
+    causes = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in causes:
+        causes.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for cause in causes:
+        if isinstance(cause, aiohttp.ServerTimeoutError | TimeoutError):
+            if isinstance(cause, aiohttp.ConnectionTimeoutError):
+                return f"connection failed: {_describe(cause)}", False
+            return None
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return f"connection failed: {_describe(cause)}", False
+        if isinstance(cause, aiohttp.ClientConnectionError | OSError):
+            return f"connection failed: {_describe(cause)}", True
+    # Other transports name the cause in the chain too; without one, say what the SDK said.
+    for cause in causes[1:]:
+        if type(cause).__name__.endswith("Timeout"):
+            return None
+    last = causes[-1]
+    return f"connection failed: {_describe(last)}", True
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
@@ -80,14 +127,16 @@ def classify(exc: openai.APIStatusError) -> FatalAPIError | RetryableError | Ite
     """Map an API status error to fatal (stop the run), retryable, or a failure of its items."""
     status = exc.status_code
     message = api_message(exc)
+    code = _code(exc)
     error = FetchError(f"HTTP {status}: {message}", status, "api")
-    if status in (401, 403) or (status == 400 and _BAD_KEY.search(message)):
+    rate_limited = status == 429 and bool(_RATE_LIMIT.search(message))
+    if status in (402, 403, 429) and not rate_limited and _NO_CREDITS.search(message):
+        return FatalAPIError(error, "add credits or raise the spending limit at console.x.ai")
+    if status in (401, 403) or (status == 400 and _BAD_KEY.search(f"{code} {message}")):
         return FatalAPIError(error, "the API refused the key; check it")
     # Every other request of the run would get the same answer: a wrong model or base URL.
     if status == 404:
         return FatalAPIError(error, "check the model name and --grok-base-url")
-    if status == 429 and _NO_CREDITS.search(message):
-        return FatalAPIError(error, "add credits or raise the spending limit at console.x.ai")
     if status == 429:
         return RetryableError(error, _retry_after(exc), rate_limited=True)
     if status >= 500 or status in (408, 409):

@@ -17,6 +17,7 @@ from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.budgets import estimate_request_cost
 from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats, default_client
 from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.engine.pricing import PRICES_AS_OF, price_for
 from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.options import Settings
 from pytest_grokeval.prefetch.sampling import Plan
@@ -63,6 +64,12 @@ class Counts:
     drift: list[str] = field(default_factory=list)
     # Recordings that could not be saved, or responses not journaled: file and reason.
     unsaved: list[str] = field(default_factory=list)
+    # Grader calls of judge checks sent by this run (also inside the engine's totals).
+    judge_calls: int = 0
+    judge_prompt_tokens: int = 0
+    judge_output_tokens: int = 0
+    judge_cost_usd: float = 0.0
+    judge_unknown: int = 0  # grader replies without usage or cost
 
 
 class GrokRun:
@@ -94,6 +101,7 @@ class GrokRun:
         self._stores: dict[Path, RecordingStore | RecordingError] = {}
         self._finished: set[str] = set()
         self._waiting: dict[str, list[tuple[RecordingStore, str, int]]] = {}
+        self._judged: set[str] = set()
 
     def display(self, path: Path) -> str:
         try:
@@ -157,7 +165,7 @@ class GrokRun:
         )
         try:
             to_send = self._to_send(jobs)
-            self._check_budget(to_send)
+            self._check_budget(to_send, self._grader_models(jobs) if to_send else set())
             engine.expect(len({r.fingerprint for r in to_send}))
             with sigterm_as_interrupt():
                 run_sync(lambda: self._run(engine, jobs))
@@ -222,6 +230,7 @@ class GrokRun:
             tpm=s.tpm,
             max_cost=s.max_cost,
             backoff_base=s.backoff_base,
+            prices=s.prices,
         )
 
     async def _job(self, engine: Engine, job: Job) -> None:
@@ -269,7 +278,23 @@ class GrokRun:
         name = grader_name(job.name, check)
         graded = await self._obtain(engine, job.key, name, job.suite, request, sample)
         self.graded[(job.key, sample, check.name)] = graded
+        if isinstance(graded, Completion) and not graded.replayed:
+            self._count_grader(request, graded)
         return check.name, graded
+
+    def _count_grader(self, request: ChatRequest, reply: Completion) -> None:
+        if request.fingerprint in self._judged:
+            return  # one call answered several items
+        self._judged.add(request.fingerprint)
+        counts = self.counts
+        counts.judge_calls += 1
+        if reply.usage is not None:
+            counts.judge_prompt_tokens += reply.usage.prompt_tokens
+            counts.judge_output_tokens += reply.usage.output_tokens
+        if reply.cost_usd is not None:
+            counts.judge_cost_usd += reply.cost_usd
+        if reply.usage is None or reply.cost_usd is None:
+            counts.judge_unknown += 1
 
     async def _obtain(
         self,
@@ -396,12 +421,33 @@ class GrokRun:
             f"{message} (replay only: {self.settings.api_key_env} is not set)", kind="missing"
         )
 
-    def _check_budget(self, requests: Sequence[ChatRequest]) -> None:
+    def _grader_models(self, jobs: Sequence[Job]) -> set[str]:
+        """The models judge checks would call, for the budget's price check."""
+        default = self.settings.judge_model or self.settings.model
+        return {
+            parse_rubric(check.arg).model or default
+            for job in jobs
+            for check in job.checks
+            if CHECKS[check.base].needs_grader
+        }
+
+    def _check_budget(self, requests: Sequence[ChatRequest], graders: set[str]) -> None:
         limit = self.settings.max_cost
         if limit is None or not requests:
             return
+        prices = self.settings.prices
         unique = {r.fingerprint: r for r in requests}
-        estimate = sum(estimate_request_cost(r) for r in unique.values())
+        models = {r.model for r in unique.values()} | graders
+        unpriced = sorted(m for m in models if price_for(m, prices) is None)
+        if unpriced:
+            names = ", ".join(repr(m) for m in unpriced)
+            raise BudgetExceeded(
+                f"--grok-max-cost needs a price for every model, and {names} "
+                f"{'has' if len(unpriced) == 1 else 'have'} none (built-in prices as of "
+                f"{PRICES_AS_OF}); nothing was sent. Add it to the ini option grok_prices, "
+                "e.g. grok_prices = " + f"{unpriced[0]}: 2.00 0.50 6.00"
+            )
+        estimate = sum(estimate_request_cost(r, prices) or 0.0 for r in unique.values())
         if estimate > limit:
             count = len(unique)
             raise BudgetExceeded(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -115,7 +116,7 @@ class ReportsPlugin:
         items = sorted(self._items.values(), key=lambda i: (i["suite"], i["line"], i["id"]))
         if self._baseline is not None:
             self._comparison = compare(self._baseline, items, str(self._baseline_path))
-        document = build_document(items, self._comparison)
+        document = build_document(items, self._comparison, _engine_figures(session.config))
         for kind, path in self._outputs:
             text = render_json(document) if kind == "JSON" else render_html(document)
             text = clean_text(self._redact(text))
@@ -147,11 +148,29 @@ class ReportsPlugin:
             tr.write_line(problem, red=True)
 
 
+def _engine_figures(config: pytest.Config) -> dict[str, Any] | None:
+    """The engine's stats of this run: its own, or under xdist those the leader sent."""
+    for plugin in config.pluginmanager.get_plugins():
+        if isinstance(plugin, xdist.ControllerHooks):
+            if not plugin.outputs:
+                return None
+            stats, counts = plugin.outputs[0]["stats"], plugin.outputs[0]["counts"]
+            break
+    else:
+        run = config.stash[RUN_KEY]
+        if not run.prefetched:
+            return None
+        stats, counts = dataclasses.asdict(run.engine_stats), dataclasses.asdict(run.counts)
+    judge = {key.removeprefix("judge_"): counts[key] for key in counts if key.startswith("judge_")}
+    return {**stats, "judge": judge}
+
+
 def item_entry(result: Mapping[str, Any], report: pytest.TestReport) -> dict[str, Any]:
     """One item of the report: the item's own result, how it ended, and what it cost."""
     samples = result["samples"]
     responses = [s["response"] for s in samples if "response" in s]
-    costs = [r["cost_usd"] for r in responses if r["cost_usd"] is not None]
+    costs = [r["cost_usd"] for r in responses]
+    known = None not in costs and bool(costs)
     return {
         **result,
         "outcome": outcome(report),
@@ -159,8 +178,9 @@ def item_entry(result: Mapping[str, Any], report: pytest.TestReport) -> dict[str
         "duration_s": round(report.duration, 6),
         "model": responses[0]["model"] if responses else None,
         "latency_ms": max(r["latency_ms"] for r in responses) if responses else None,
-        "tokens": _tokens(responses),
-        "cost_usd": round(sum(costs), 8) if costs else None,
+        # null when any response lacks the figure: a partial sum would read as the whole.
+        "tokens": _tokens(responses) if _usages(responses).count(None) == 0 else None,
+        "cost_usd": round(sum(costs), 8) if known else None,
         "replayed": all(r["replayed"] for r in responses) if responses else None,
         "samples_passed": sum(1 for s in samples if s.get("passed")),
     }
@@ -187,24 +207,33 @@ def _message(report: pytest.TestReport) -> str | None:
     return str(longrepr)
 
 
+def _usages(responses: Iterable[Mapping[str, Any]]) -> list[Usage | None]:
+    return [Usage.from_json(r["usage"]) for r in responses]
+
+
 def _tokens(responses: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    usages = [Usage.from_json(r["usage"]) for r in responses]
+    """Sums over the responses that reported usage; `unknown` counts those that did not."""
+    usages = _usages(responses)
+    known = [u for u in usages if u is not None]
     return {
-        "prompt": sum(u.prompt_tokens for u in usages),
-        "output": sum(u.output_tokens for u in usages),
-        "total": sum(u.total_tokens for u in usages),
+        "prompt": sum(u.prompt_tokens for u in known),
+        "output": sum(u.output_tokens for u in known),
+        "total": sum(u.total_tokens for u in known),
+        "unknown": len(usages) - len(known),
     }
 
 
 def build_document(
-    items: Sequence[dict[str, Any]], comparison: dict[str, Any] | None
+    items: Sequence[dict[str, Any]],
+    comparison: dict[str, Any] | None,
+    requests: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole report, in the documented key order."""
+    """The whole report, in the documented key order; `requests` are the engine's figures."""
     return {
         "version": REPORT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "pytest_grokeval": __version__,
-        "summary": summarize(items),
+        "summary": {**summarize(items), "requests": requests_summary(requests)},
         "baseline": comparison,
         "items": list(items),
     }
@@ -217,6 +246,8 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     # Identical requests of several items are sent once, so they are counted once.
     distinct = list({s["fingerprint"]: s["response"] for s in samples if "response" in s}.values())
     latencies = [r["latency_ms"] for r in distinct]
+    graders = [j["response"] for s in samples for j in s.get("judge", [])]
+    billed = distinct + graders
     suites: dict[str, list[Mapping[str, Any]]] = {}
     for item in items:
         suites.setdefault(item["suite"], []).append(item)
@@ -228,8 +259,14 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "responses": len(responses),
         "errors": len(samples) - len(responses),
         "replayed": sum(1 for r in responses if r["replayed"]),
-        "tokens": _tokens(distinct),
-        "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in distinct), 8),
+        # Grader replies of judge checks included; "judge" shows them apart.
+        "tokens": _tokens(billed),
+        # The sum of known costs; cost_unknown counts the responses it leaves out.
+        "cost_usd": _cost(billed),
+        "cost_unknown": sum(1 for r in billed if r["cost_usd"] is None),
+        "judge": {
+            "responses": len(graders), "tokens": _tokens(graders), "cost_usd": _cost(graders),
+        },
         "latency_ms": {
             "p50": round(percentile(latencies, 50), 1) if latencies else None,
             "p95": round(percentile(latencies, 95), 1) if latencies else None,
@@ -244,6 +281,42 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             }
             for suite, members in suites.items()
         ],
+    }
+
+
+def _cost(responses: Iterable[Mapping[str, Any]]) -> float:
+    return round(sum(r["cost_usd"] or 0.0 for r in responses), 8)
+
+
+def requests_summary(stats: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What this run sent (null when it sent nothing): attempts and what they may have cost.
+
+    `stats` is the engine's EngineStats as a dict (dataclasses.asdict).
+    """
+    if not stats or not stats.get("attempts"):
+        return None
+    judge = stats["judge"]
+    return {
+        "sent": stats["sent"],
+        "attempts": stats["attempts"],
+        "retried": stats["retried"],
+        "failed": stats["failed"],
+        "unsettled": stats["unsettled"],
+        "possibly_billed_usd": round(stats["possible_cost_usd"], 8),
+        "unpriced": stats["unpriced"],
+        "lost": stats["lost"],
+        "no_usage": stats["no_usage"],
+        "prompt_tokens": stats["prompt_tokens"],
+        "output_tokens": stats["output_tokens"],
+        "cost_usd": round(stats["cost_usd"], 8),
+        # Grader calls of judge checks: part of the figures above, shown apart too.
+        "judge": {
+            "calls": judge["calls"],
+            "prompt_tokens": judge["prompt_tokens"],
+            "output_tokens": judge["output_tokens"],
+            "cost_usd": round(judge["cost_usd"], 8),
+            "unknown": judge["unknown"],
+        },
     }
 
 

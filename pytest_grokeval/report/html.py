@@ -83,9 +83,11 @@ def _cards(summary: Mapping[str, Any]) -> str:
          f"{outcomes['passed']} of {ran} passed" + (f"; {others}" if others else ""),
          "good" if rate == 1 else "bad" if rate is not None else ""),
         ("cost", _usd(summary["cost_usd"]),
-         f"{summary['replayed']} of {summary['responses']} responses replayed", ""),
+         f"{summary['replayed']} of {summary['responses']} responses replayed"
+         + _unknown(summary.get("cost_unknown"), "of unknown cost"), ""),
         ("tokens", f"{tokens['total']:,}",
-         f"{tokens['prompt']:,} in, {tokens['output']:,} out", ""),
+         f"{tokens['prompt']:,} in, {tokens['output']:,} out"
+         + _unknown(tokens.get("unknown"), "without usage"), ""),
         ("latency p50", _ms(latency["p50"]),
          f"p95 {_ms(latency['p95'])}, max {_ms(latency['max'])}", ""),
     ]
@@ -265,9 +267,10 @@ def _case(
     tags = "".join(f' <span class="tag {c}">{c}</span>' for c in changes)
     samples = item["samples"]
     counted = f'{item["samples_passed"]}/{len(samples)}' if samples else "-"
-    tokens = item["tokens"]["total"]
+    tokens = item["tokens"]["total"] if item["tokens"] is not None else None
     cost = item["cost_usd"]
     source = {True: "replayed", False: "live", None: "-"}[item["replayed"]]
+    answered = item["replayed"] is not None  # some sample got a response
     cells = [
         f'<span class="badge {outcome}">{outcome}</span>{tags}',
         f'<span class="name">{escape(item["name"])}</span>'
@@ -275,8 +278,8 @@ def _case(
         escape(item["model"] or "-"),
         counted,
         _ms(item["latency_ms"]),
-        f"{tokens:,}" if samples else "-",
-        "-" if cost is None else _usd(cost),
+        "-" if not answered else "unknown" if tokens is None else f"{tokens:,}",
+        "-" if not answered else "unknown" if cost is None else _usd(cost),
         source,
     ]
     row = "".join(f"<td>{cell}</td>" for cell in cells)
@@ -343,10 +346,10 @@ def _sample(sample: Mapping[str, Any], count: int, previous: Mapping[int, str]) 
     r = sample["response"]
     verdict = "passed" if sample["passed"] else "failed"
     usage = Usage.from_json(r["usage"])
-    facts = [escape(r["model"]), _ms(r["latency_ms"]),
-             f"{usage.prompt_tokens:,} in + {usage.output_tokens:,} out tokens"]
-    if r["cost_usd"] is not None:
-        facts.append(_usd(r["cost_usd"]))
+    counted = "tokens unknown" if usage is None else (
+        f"{usage.prompt_tokens:,} in + {usage.output_tokens:,} out tokens")
+    facts = [escape(r["model"]), _ms(r["latency_ms"]), counted]
+    facts.append("cost unknown" if r["cost_usd"] is None else _usd(r["cost_usd"]))
     facts += [f"finish {escape(str(r['finish_reason']))}", "replayed" if r["replayed"] else "live"]
     old = previous.get(sample["sample"])
     was = "" if old is None else (
@@ -381,6 +384,11 @@ def _previous_by_id(comparison: Mapping[str, Any] | None) -> dict[str, dict[int,
         entry["id"]: {s["sample"]: s["previous"] for s in entry["samples"]}
         for entry in (comparison or {}).get("changed", [])
     }
+
+
+def _unknown(count: int | None, what: str) -> str:
+    # Sums leave out what is unknown: say how many, so they are not read as the whole.
+    return f"; {count} {'response' if count == 1 else 'responses'} {what}" if count else ""
 
 
 def _usd(value: float) -> str:

@@ -41,7 +41,51 @@ REPORT_SCHEMA: dict[str, Any] = {
         "tokens": {
             "type": "object",
             "required": ["prompt", "output", "total"],
-            "properties": {"prompt": _INT, "output": _INT, "total": _INT},
+            "properties": {
+                "prompt": _INT, "output": _INT, "total": _INT,
+                "unknown": {
+                    **_INT, "description": "responses without usage, left out of the sums",
+                },
+            },
+        },
+        "requests": {
+            "description": "what this run sent; null when it sent nothing",
+            "type": ["object", "null"],
+            "required": [
+                "sent", "attempts", "retried", "failed", "unsettled", "possibly_billed_usd",
+                "unpriced", "lost", "no_usage", "prompt_tokens", "output_tokens", "cost_usd",
+                "judge",
+            ],
+            "properties": {
+                "sent": _INT,
+                "attempts": {**_INT, "description": "HTTP attempts, retries included"},
+                "retried": _INT,
+                "failed": _INT,
+                "unsettled": {
+                    **_INT,
+                    "description": "attempts of unknown cost: timed out, dropped after "
+                    "sending, malformed, or a response without usage or price",
+                },
+                "possibly_billed_usd": {
+                    "type": "number", "minimum": 0,
+                    "description": "upper estimate of what the unsettled attempts cost",
+                },
+                "unpriced": {**_INT, "description": "unsettled attempts with no known price"},
+                "lost": {**_INT, "description": "unsettled attempts that brought no response"},
+                "no_usage": {**_INT, "description": "responses without valid usage"},
+                "prompt_tokens": _INT,
+                "output_tokens": _INT,
+                "cost_usd": {"type": "number", "minimum": 0},
+                "judge": {
+                    "type": "object",
+                    "description": "grader calls of judge checks, included in the figures above",
+                    "required": ["calls", "prompt_tokens", "output_tokens", "cost_usd", "unknown"],
+                    "properties": {
+                        "calls": _INT, "prompt_tokens": _INT, "output_tokens": _INT,
+                        "cost_usd": {"type": "number", "minimum": 0}, "unknown": _INT,
+                    },
+                },
+            },
         },
         "summary": {
             "type": "object",
@@ -61,7 +105,21 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "errors": _INT,
                 "replayed": _INT,
                 "tokens": {"$ref": "#/$defs/tokens"},
-                "cost_usd": {"type": "number", "minimum": 0},
+                "cost_usd": {
+                    "type": "number", "minimum": 0,
+                    "description": "the sum of known costs, grader replies included",
+                },
+                "cost_unknown": {**_INT, "description": "responses of unknown cost"},
+                "judge": {
+                    "type": "object",
+                    "required": ["responses", "tokens", "cost_usd"],
+                    "properties": {
+                        "responses": _INT,
+                        "tokens": {"$ref": "#/$defs/tokens"},
+                        "cost_usd": {"type": "number", "minimum": 0},
+                    },
+                },
+                "requests": {"$ref": "#/$defs/requests"},
                 "latency_ms": {
                     "type": "object",
                     "required": ["p50", "p95", "max"],
@@ -106,8 +164,13 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "duration_s": {"type": "number", "minimum": 0},
                 "model": {**_STRING_OR_NULL, "description": "the model that answered first"},
                 "latency_ms": {**_NUMBER_OR_NULL, "description": "the slowest sample"},
-                "tokens": {"$ref": "#/$defs/tokens"},
-                "cost_usd": {**_NUMBER_OR_NULL, "description": "null when no cost is known"},
+                "tokens": {
+                    "oneOf": [{"type": "null"}, {"$ref": "#/$defs/tokens"}],
+                    "description": "null when a response reported no usage",
+                },
+                "cost_usd": {
+                    **_NUMBER_OR_NULL, "description": "null when a response's cost is unknown",
+                },
                 "replayed": {"type": ["boolean", "null"], "description": "all from recordings"},
                 "samples_passed": _INT,
                 "samples": {"type": "array", "items": {"$ref": "#/$defs/sample"}},
@@ -132,6 +195,18 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "error": {"$ref": "#/$defs/error"},
                 "checks": {"type": "array", "items": {"$ref": "#/$defs/check"}},
                 "passed": {"type": "boolean"},
+                "judge": {
+                    "type": "array",
+                    "description": "the grader replies of this sample's judge checks",
+                    "items": {
+                        "type": "object",
+                        "required": ["check", "response"],
+                        "properties": {
+                            "check": {"type": "string"},
+                            "response": {"$ref": "#/$defs/response"},
+                        },
+                    },
+                },
             },
             # A sample either got a response, which was checked, or an error.
             "oneOf": [{"required": ["response", "checks", "passed"]}, {"required": ["error"]}],
@@ -146,7 +221,8 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "finish_reason": _STRING_OR_NULL,
                 "model": {"type": "string"},
                 "usage": {
-                    "type": "object",
+                    "type": ["object", "null"],
+                    "description": "null when the API reported no valid usage: tokens unknown",
                     "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
                     "properties": {
                         "prompt_tokens": _INT,

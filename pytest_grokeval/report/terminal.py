@@ -31,13 +31,19 @@ def header(settings: Settings, recordings: str) -> str:
     )
 
 
+def _isatty(reporter: pytest.TerminalReporter) -> bool:
+    # pytest < 8.4.1 has `isatty` as a bool attribute; later ones a method (also truthy).
+    isatty: object = reporter.isatty
+    return bool(isatty() if callable(isatty) else isatty)
+
+
 class Progress:
     """A throttled one-line display on a terminal; one final line elsewhere; silent under -q."""
 
     def __init__(self, reporter: pytest.TerminalReporter | None, *, quiet: bool) -> None:
         self._always = reporter
         self._reporter = None if quiet else reporter
-        self._tty = bool(reporter is not None and reporter.isatty())
+        self._tty = reporter is not None and _isatty(reporter)
         self._last = 0.0
         self._shown = False
 
@@ -96,6 +102,42 @@ def percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
 
 
+def spending_lines(stats: EngineStats, counts: Counts) -> list[str]:
+    """Attempts, tokens and cost of what this run sent; unknown figures are said, not zeroed."""
+    lines = []
+    if stats.unsettled:
+        unpriced = f", {stats.unpriced} more of unknown price" if stats.unpriced else ""
+        lines.append(
+            f"attempts: {stats.attempts}, {stats.unsettled} of unknown cost (timed out, dropped "
+            f"after sending, or without usage): up to ${stats.possible_cost_usd:.6f} possibly "
+            f"billed{unpriced}"
+        )
+    else:
+        lines.append(f"attempts: {stats.attempts}")
+    unknown = []
+    if stats.no_usage:
+        unknown.append(f"{plural(stats.no_usage, 'response')} without usage")
+    if stats.lost:
+        unknown.append(f"{plural(stats.lost, 'attempt')} without a response")
+    tokens = f"tokens: {stats.prompt_tokens:,} in, {stats.output_tokens:,} out"
+    if unknown and stats.done - stats.failed == stats.no_usage:
+        tokens = f"tokens: unknown ({' and '.join(unknown)})"
+    elif unknown:
+        tokens += f", more unknown ({' and '.join(unknown)})"
+    possible = (
+        f" + up to ${stats.possible_cost_usd:.6f} possibly billed" if stats.unsettled else ""
+    )
+    lines.append(f"{tokens}; cost ${stats.cost_usd:.6f}{possible}")
+    if counts.judge_calls:
+        judged = f", {counts.judge_unknown} of unknown cost" if counts.judge_unknown else ""
+        lines.append(
+            f"  of which judge: {plural(counts.judge_calls, 'grader call')}, "
+            f"{counts.judge_prompt_tokens:,} in, {counts.judge_output_tokens:,} out; "
+            f"cost ${counts.judge_cost_usd:.6f}{judged}"
+        )
+    return lines
+
+
 def summary_lines(
     items: int, counts: Counts, stats: EngineStats, unused: Sequence[str], pruned: Sequence[str]
 ) -> list[str]:
@@ -108,10 +150,7 @@ def summary_lines(
     if counts.missing:
         lines.append(f"not recorded: {counts.missing} (see the failures for how to record them)")
     if stats.sent:
-        lines.append(
-            f"tokens: {stats.prompt_tokens:,} in, {stats.output_tokens:,} out; "
-            f"cost ${stats.cost_usd:.6f}"
-        )
+        lines += spending_lines(stats, counts)
     if stats.latencies_ms:
         lat = stats.latencies_ms
         lines.append(

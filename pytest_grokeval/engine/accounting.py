@@ -1,0 +1,98 @@
+"""Every attempt counted: tokens and cost reported, cost possibly billed, and the cost budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pytest_grokeval.data import ChatRequest, Completion
+from pytest_grokeval.engine.budgets import estimate_request_cost
+from pytest_grokeval.engine.pricing import Prices
+
+
+@dataclass
+class Spending:
+    """What the run's attempts cost; the engine's stats extend it (plain fields, for xdist)."""
+
+    attempts: int = 0  # HTTP attempts that went out, retries included
+    prompt_tokens: int = 0  # over responses that reported usage
+    output_tokens: int = 0
+    cost_usd: float = 0.0  # over responses with a known cost
+    # Attempts the API may have billed without saying what: timed out, dropped after sending,
+    # a malformed 200, or a response without usage or price. Each counts its upper estimate.
+    unsettled: int = 0
+    possible_cost_usd: float = 0.0
+    unpriced: int = 0  # unsettled attempts whose model has no known price: not in the estimate
+    lost: int = 0  # unsettled attempts that brought no usable response: tokens unknown
+    no_usage: int = 0  # responses without valid usage: their tokens are unknown
+
+    @property
+    def committed_usd(self) -> float:
+        """Known cost plus every possibly billed estimate: what --grok-max-cost compares."""
+        return self.cost_usd + self.possible_cost_usd
+
+
+class Ledger:
+    """Books each attempt into a Spending, and says when the cost budget forbids another."""
+
+    def __init__(
+        self, spending: Spending, max_cost: float | None, prices: Prices | None = None
+    ) -> None:
+        self.spending = spending
+        self._max_cost = max_cost
+        self._prices = prices
+        self._estimates: dict[str, float | None] = {}
+
+    def estimate(self, request: ChatRequest) -> float | None:
+        """One attempt's upper cost estimate in USD (None: unpriced model), computed once."""
+        key = request.fingerprint
+        if key not in self._estimates:
+            self._estimates[key] = estimate_request_cost(request, self._prices)
+        return self._estimates[key]
+
+    def refusal(self, request: ChatRequest) -> str | None:
+        """Why the next attempt of `request` must not be sent, or None when it may."""
+        limit = self._max_cost
+        if limit is None:
+            return None
+        s = self.spending
+        spent = s.committed_usd
+        possible = f" (${s.possible_cost_usd:.4f} of it possibly billed)" if s.unsettled else ""
+        if spent >= limit:
+            return f"the run has already spent ${spent:.4f}{possible} of --grok-max-cost ${limit:g}"
+        estimate = self.estimate(request) or 0.0
+        if spent + estimate > limit:
+            return (
+                f"the run has spent ${spent:.4f}{possible} and this attempt could cost up to "
+                f"${estimate:.4f}, over --grok-max-cost ${limit:g}"
+            )
+        return None
+
+    def sent(self) -> None:
+        self.spending.attempts += 1
+
+    def lost(self, request: ChatRequest) -> None:
+        """An attempt sent that brought no usable response, and may have been billed."""
+        self.spending.lost += 1
+        self.unsettled(request)
+
+    def unsettled(self, request: ChatRequest) -> None:
+        """An attempt that may have been billed, though no cost came back."""
+        s = self.spending
+        s.unsettled += 1
+        estimate = self.estimate(request)
+        if estimate is None:
+            s.unpriced += 1
+        else:
+            s.possible_cost_usd += estimate
+
+    def received(self, request: ChatRequest, completion: Completion) -> None:
+        s = self.spending
+        if completion.usage is None:
+            s.no_usage += 1
+        else:
+            s.prompt_tokens += completion.usage.prompt_tokens
+            s.output_tokens += completion.usage.output_tokens
+        if completion.cost_usd is None:
+            self.unsettled(request)
+        else:
+            s.cost_usd += completion.cost_usd

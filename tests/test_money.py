@@ -1,0 +1,307 @@
+"""Issue 12: a timeout bounds an attempt, every attempt is counted, unknown is never zero."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from typing import Any
+
+import pytest
+from conftest import INI, Project
+
+from pytest_grokeval.checks.judge import JUDGE_SYSTEM
+from pytest_grokeval.report.schema import validator
+from pytest_grokeval.testing import FakeRequest, Reply
+
+# One attempt of a case prompting "stuck" with max_tokens 1000 at grok-4.3's price: 5 characters
+# (1.25 tokens at $1.25/M) plus 1000 output tokens at $2.50/M.
+ONE_ATTEMPT = (1.25 * 1.25 + 1000 * 2.50) / 1_000_000
+STUCK = "params: {max_tokens: 1000}\ncases:\n  - id: stuck\n    prompt: stuck\n"
+ONE = "cases:\n  - id: one\n    prompt: one\n"
+
+NO_CREDITS = (
+    "Your team abc has either used all available credits or reached its monthly spending "
+    "limit. To continue making API requests, please purchase more credits or raise your "
+    "spending limit."
+)
+PERMISSION = "The caller does not have permission to execute the specified operation"
+
+
+def report(project: Project) -> dict[str, Any]:
+    document = json.loads((project.path / "report.json").read_text())
+    errors = [e.message for e in validator().iter_errors(document)]
+    assert not errors, errors
+    return dict(document)
+
+
+def failure(result: pytest.RunResult) -> str:
+    (line,) = [line for line in result.outlines if line.startswith("FAILED ")]
+    return line
+
+
+# -- the timeout bounds one whole attempt -------------------------------------------------------
+
+
+def test_a_hanging_prompt_is_sent_twice_at_most_and_both_attempts_are_counted_as_possibly_billed(
+    project: Project,
+) -> None:
+    project.server.add_fault(Reply(hang=True))
+    project.suite("test_stuck.yaml", STUCK)
+    result = project.run("--grok-timeout", "1", "--grok-report", "report.json", "-vv")
+    result.assert_outcomes(failed=1)
+    # --grok-retries is 4, but a timed-out attempt is retried once.
+    assert project.server.request_count == 2
+    assert "timed out after 1 s (--grok-timeout) (gave up after 1 retry)" in failure(result)
+    possible = f"${2 * ONE_ATTEMPT:.6f}"
+    result.stdout.fnmatch_lines(
+        [
+            f"attempts: 2, 2 of unknown cost (*): up to {possible} possibly billed",
+            "tokens: unknown (2 attempts without a response); "
+            f"cost $0.000000 + up to {possible} possibly billed",
+        ]
+    )
+    requests = report(project)["summary"]["requests"]
+    assert requests["attempts"] == 2 and requests["unsettled"] == 2
+    assert requests["possibly_billed_usd"] == pytest.approx(2 * ONE_ATTEMPT)
+    project.server.wait_for_idle()
+
+
+def test_grok_max_cost_counts_a_timed_out_attempt_and_does_not_send_the_retry(
+    project: Project,
+) -> None:
+    project.server.add_fault(Reply(hang=True))
+    project.suite("test_stuck.yaml", STUCK)
+    limit = f"{ONE_ATTEMPT * 1.2:.6f}"
+    result = project.run("--grok-timeout", "1", "--grok-max-cost", limit, "-vv")
+    result.assert_outcomes(failed=1)
+    assert project.server.request_count == 1
+    assert re.search(
+        r"request not sent: the run has spent \$0\.0025 \(\$0\.0025 of it possibly billed\) "
+        rf"and this attempt could cost up to \$0\.0025, over --grok-max-cost \${limit}",
+        failure(result),
+    ), failure(result)
+    project.server.wait_for_idle()
+
+
+def test_a_body_trickling_in_byte_by_byte_times_out_at_grok_timeout(project: Project) -> None:
+    # About 400 bytes at one every 0.1 s: some 40 s, though no single read waits 2 s.
+    project.server.add_fault(Reply(trickle=0.1))
+    project.suite("test_one.yaml", ONE)
+    started = time.monotonic()
+    result = project.run("--grok-timeout", "2", "--grok-retries", "0", "-vv")
+    elapsed = time.monotonic() - started
+    result.assert_outcomes(failed=1)
+    assert "timed out after 2 s (--grok-timeout)" in failure(result)
+    assert project.server.request_count == 1
+    assert elapsed < 30, "the whole body was read: the timeout bounded each read only"
+
+
+def test_a_closed_port_fails_fast_saying_connection_failed(project: Project) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port once the socket is closed.
+    project.suite("test_one.yaml", ONE)
+    result = project.run("--grok-base-url", f"http://127.0.0.1:{port}/v1", "-vv")
+    result.assert_outcomes(failed=1)
+    line = failure(result)
+    assert "request failed: connection failed: " in line, line
+    assert "timed out" not in line
+    # A refused connection never reached a server: nothing possibly billed.
+    result.stdout.fnmatch_lines(["attempts: 5", "tokens: 0 in, 0 out; cost $0.000000"])
+
+
+def test_a_connection_dropped_after_sending_says_so_and_is_counted_as_possibly_billed(
+    project: Project,
+) -> None:
+    project.server.add_fault(Reply(drop=True))
+    project.suite("test_one.yaml", ONE)
+    result = project.run("--grok-retries", "1", "-vv")
+    result.assert_outcomes(failed=1)
+    assert "request failed: connection failed: " in failure(result)
+    result.stdout.fnmatch_lines(["attempts: 2, 2 of unknown cost (*): up to $* possibly billed"])
+
+
+# -- unknown is unknown -------------------------------------------------------------------------
+
+
+def test_a_reply_without_usage_fails_a_tokens_check_and_is_stored_as_unknown(
+    project: Project,
+) -> None:
+    project.server.add_fault(Reply(omit_usage=True))
+    project.suite("test_one.yaml", ONE + "    expect: {tokens: {max: 0}}\n")
+    result = project.run("--grok-report", "report.json", "-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*got the token count is unknown: the response reported no usage",
+            "tokens: unknown (1 response without usage); cost $0.000000 + up to $* possibly billed",
+        ]
+    )
+    (entry,) = json.loads(project.recording("test_one.yaml").read_text())["entries"]["one"]
+    assert (entry["response"]["usage"], entry["response"]["cost_usd"]) == (None, None)
+    (item,) = report(project)["items"]
+    assert (item["tokens"], item["cost_usd"]) == (None, None)
+    # Replayed, the recording still says unknown, and the check still fails.
+    replay = project.run("--grok-record=none", "-vv")
+    replay.assert_outcomes(failed=1)
+    replay.stdout.fnmatch_lines(["*the token count is unknown*"])
+
+
+@pytest.mark.parametrize("usage", [{"prompt_tokens": -5}, {"completion_tokens": "many"}])
+def test_invalid_usage_counts_as_unknown(project: Project, usage: dict[str, object]) -> None:
+    # A NaN arrives as a float: the same path as any count that is not a non-negative int.
+    body = {
+        "model": "grok-4.3",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4, **usage},
+    }
+    project.server.add_fault(Reply(raw_body=json.dumps(body)))
+    project.suite("test_one.yaml", ONE + "    expect: {tokens: {max: 100}}\n")
+    result = project.run("-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the token count is unknown*"])
+
+
+def _unpriced_body(model: str) -> str:
+    """A completion whose usage has no cost_in_usd_ticks, as a gateway or another API sends."""
+    return json.dumps({
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000},
+    })
+
+
+def test_a_model_without_a_price_has_an_unknown_cost_until_grok_prices_names_it(
+    project: Project,
+) -> None:
+    project.server.add_fault(Reply(raw_body=_unpriced_body("grok-9")))
+    project.suite("test_one.yaml", ONE + "    expect: {cost_usd: 1}\n")
+    result = project.run("--grok-model", "grok-9", "-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the cost is unknown: the response reported no cost, and its*"])
+
+    project.pytester.makeini(INI + "grok_prices =\n    grok-9: 3 1 7\n")
+    priced = project.run("--grok-model", "grok-9", "--grok-record=all", "-vv")
+    priced.assert_outcomes(passed=1)
+    # 1000 tokens in at $3/M and 1000 out at $7/M.
+    priced.stdout.fnmatch_lines(["tokens: 1,000 in, 1,000 out; cost $0.010000"])
+
+
+def test_grok_max_cost_refuses_to_start_naming_a_model_without_a_price(project: Project) -> None:
+    project.suite("test_one.yaml", ONE)
+    result = project.run("--grok-model", "grok-9", "--grok-max-cost", "5")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*grokeval: --grok-max-cost needs a price for every model, and 'grok-9' has none *"
+         "nothing was sent*grok_prices*"]
+    )
+    assert project.server.request_count == 0
+
+
+# -- errors say what happened -------------------------------------------------------------------
+
+
+def test_a_429_about_requests_per_second_is_a_rate_limit_and_is_retried(project: Project) -> None:
+    text = "Rate limit exceeded for requests per second quota; please retry shortly"
+    project.server.add_fault(Reply(status=429, error=text, code="resource-exhausted"), first=1)
+    project.suite("test_one.yaml", ONE)
+    result = project.run()
+    result.assert_outcomes(passed=1)
+    assert [entry.status for entry in project.server.log] == [429, 200]
+
+
+def test_a_429_about_a_per_minute_request_quota_is_retried_not_taken_for_no_credits(
+    project: Project,
+) -> None:
+    project.server.add_fault(Reply(status=429, error="per-minute request quota exceeded"), first=1)
+    project.suite("test_one.yaml", ONE)
+    project.run().assert_outcomes(passed=1)
+    assert [entry.status for entry in project.server.log] == [429, 200]
+
+
+def test_a_403_saying_there_are_no_credits_stops_the_run_at_once(project: Project) -> None:
+    project.server.add_fault(Reply(status=403, error=NO_CREDITS, code=PERMISSION))
+    project.suite("test_many.yaml", "cases:\n" + "".join(
+        f"  - id: case-{i}\n    prompt: prompt {i}\n" for i in range(20)
+    ))
+    result = project.run("--grok-max-concurrent", "1")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    said = [line for line in result.outlines if "used all available credits" in line]
+    assert len(said) == 1, result.outlines
+    assert "grokeval: HTTP 403: " in said[0]
+    assert "add credits or raise the spending limit" in said[0]
+    assert project.server.request_count == 1
+    result.stdout.fnmatch_lines(["requests: 1 sent, * 1 failed"])
+
+
+def test_a_200_holding_an_error_object_shows_the_servers_message(project: Project) -> None:
+    body = json.dumps({"error": {"message": "upstream model crashed", "type": "server_error"}})
+    project.server.add_fault(Reply(raw_body=body))
+    project.suite("test_one.yaml", ONE)
+    result = project.run("--grok-retries", "0", "-vv")
+    result.assert_outcomes(failed=1)
+    assert "the API answered 200 with an error: upstream model crashed" in failure(result)
+
+
+def test_a_detail_body_shows_the_detail_text(project: Project) -> None:
+    body = json.dumps({"detail": "Input validation error: messages must not be empty"})
+    project.server.add_fault(Reply(status=422, raw_body=body))
+    project.suite("test_one.yaml", ONE)
+    result = project.run("-vv")
+    result.assert_outcomes(failed=1)
+    assert "HTTP 422: Input validation error: messages must not be empty" in failure(result)
+
+
+# -- totals include the judge -------------------------------------------------------------------
+
+
+def _grader(request: FakeRequest) -> Reply:
+    if request.body["messages"][0]["content"] == JUDGE_SYSTEM:
+        return Reply(content='{"pass": true, "reason": "fine"}', usage={
+            "prompt_tokens": 500, "completion_tokens": 20, "cost_in_usd_ticks": 70_000_000})
+    return Reply(content="Hello.", usage={
+        "prompt_tokens": 10, "completion_tokens": 5, "cost_in_usd_ticks": 30_000_000})
+
+
+def test_grader_calls_are_in_the_totals_and_shown_apart(project: Project) -> None:
+    project.server.responder = _grader
+    project.suite("test_one.yaml", ONE + "    expect: {judge: The response greets.}\n")
+    result = project.run("--grok-report", "report.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "tokens: 510 in, 25 out; cost $0.010000",
+            "  of which judge: 1 grader call, 500 in, 20 out; cost $0.007000",
+        ]
+    )
+    summary = report(project)["summary"]
+    assert summary["tokens"]["total"] == 535
+    assert summary["cost_usd"] == pytest.approx(0.01)
+    assert summary["judge"]["cost_usd"] == pytest.approx(0.007)
+    assert summary["requests"]["judge"]["calls"] == 1
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])
+def test_attempts_and_unknown_usage_reach_the_summary_and_the_report_under_xdist(
+    project: Project, xdist: list[str]
+) -> None:
+    project.server.add_fault(Reply(omit_usage=True), match="blank")
+    project.suite("test_two.yaml", "cases:\n  - id: blank\n    prompt: blank\n" + ONE[7:])
+    result = project.run("--grok-report", "report.json", "--grok-html", "report.html", *xdist)
+    result.assert_outcomes(passed=2)
+    assert "1 response without usage" in (project.path / "report.html").read_text()
+    result.stdout.fnmatch_lines(
+        [
+            "attempts: 2, 1 of unknown cost (*)*",
+            "tokens: *, more unknown (1 response without usage)*",
+        ]
+    )
+    summary = report(project)["summary"]
+    assert summary["requests"]["attempts"] == 2
+    assert summary["requests"]["no_usage"] == 1
+    assert summary["tokens"]["unknown"] == 1

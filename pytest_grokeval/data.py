@@ -149,6 +149,7 @@ class Completion:
     system_fingerprint: str | None = None
     refusal: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    via: str | None = None  # "batch" when read from xAI's Batch API; None: real time
 
     @property
     def has_text(self) -> bool:
@@ -174,6 +175,8 @@ class Completion:
             data["refusal"] = self.refusal
         if self.tool_calls:
             data["tool_calls"] = [call.to_json() for call in self.tool_calls]
+        if self.via is not None:
+            data["via"] = self.via
         return data
 
     @classmethod
@@ -192,6 +195,7 @@ class Completion:
             **{key: _text_or_none(data.get(key)) for key in _OPTIONAL_TRACE},
             refusal=None if refusal is None else str(refusal),
             tool_calls=tuple(map(ToolCall.from_json, calls)) if isinstance(calls, list) else (),
+            via=None if data.get("via") is None else str(data["via"]),
         )
 
 

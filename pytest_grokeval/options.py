@@ -141,6 +141,18 @@ OPTIONS = [
            "compare with an earlier --grok-report JSON and list regressions", "PATH"),
 ]
 
+# Batch mode (engine/batch.py): flags, not values, so they sit outside OPTIONS' CLI > ini > env.
+BATCH_FLAGS = [
+    ("--grok-batch", "store_true", None,
+     "send through xAI's Batch API (half price, off the rate limit, minutes to hours); "
+     "resumes the batch a previous run left"),
+    ("--grok-batch-wait", "store", "SECONDS",
+     "with --grok-batch: stop polling after this long; unread items fail as still pending "
+     "(default: wait until every result is read)"),
+    ("--grok-batch-cancel", "store_true", None,
+     "cancel the batches a previous --grok-batch run left running, then stop"),
+]
+
 INI_ONLY = [
     ("grok_files", "linelist", DEFAULT_FILES,
      "glob patterns of YAML suite files (default: test_*.yaml test_*.yml)"),
@@ -180,6 +192,9 @@ def addoption(parser: pytest.Parser) -> None:
                         type=_argparse_type(opt.parse), help=opt.help, **extra)
         if opt.ini:
             parser.addini(opt.ini, help=opt.help, type="string", default=None)
+    for flag, action, metavar, text in BATCH_FLAGS:
+        extra = {"metavar": metavar} if metavar else {}
+        group.addoption(flag, dest=dest(flag), action=action, default=None, help=text, **extra)
     for name, kind, default, text in INI_ONLY:
         parser.addini(name, help=text, type=kind, default=default)  # type: ignore[arg-type]
 
@@ -207,6 +222,9 @@ class Settings:
     api_key: str | None = field(repr=False)
     backoff_base: float
     judge_model: str | None = None
+    batch: bool = False
+    batch_wait: float | None = None
+    batch_cancel: bool = False
     prices: Mapping[str, Price] = field(default_factory=dict)  # ini grok_prices
     api: str = "chat"
 
@@ -281,6 +299,8 @@ def resolve(config: pytest.Config) -> Settings:
             f"grok_retry_base_delay must be a number, got {raw_backoff!r}"
         ) from None
 
+    batch, batch_wait, batch_cancel = _batch(config, record, api_key, key_env)
+
     def path(value: Any) -> Path | None:
         return None if value is None else Path(value)
 
@@ -303,9 +323,42 @@ def resolve(config: pytest.Config) -> Settings:
         api_key=api_key,
         backoff_base=max(backoff, 0.0),
         judge_model=str(config.getini("grok_judge_model") or "") or None,
+        batch=batch,
+        batch_wait=batch_wait,
+        batch_cancel=batch_cancel,
         prices=parse_prices(config.getini("grok_prices")),
         api=values["grok_api"],
     )
+
+
+def _batch(
+    config: pytest.Config, record: str | None, api_key: str | None, key_env: str
+) -> tuple[bool, float | None, bool]:
+    """--grok-batch, --grok-batch-wait and --grok-batch-cancel, checked together."""
+    batch = bool(config.getoption("grok_batch"))
+    cancel = bool(config.getoption("grok_batch_cancel"))
+    raw_wait = config.getoption("grok_batch_wait")
+    wait = None
+    if raw_wait is not None:
+        try:
+            wait = float(raw_wait)
+        except ValueError:
+            raise pytest.UsageError(
+                f"--grok-batch-wait must be a number of seconds, got {raw_wait!r}"
+            ) from None
+        if not wait > 0 or wait == float("inf"):
+            raise pytest.UsageError(f"--grok-batch-wait must be positive, got {raw_wait!r}")
+        if not batch:
+            raise pytest.UsageError("--grok-batch-wait only applies with --grok-batch")
+    if (batch or cancel) and api_key is None:
+        flag = "--grok-batch" if batch else "--grok-batch-cancel"
+        raise pytest.UsageError(f"{flag} calls xAI's Batch API, but {key_env} is not set")
+    if batch and record == "none":
+        raise pytest.UsageError(
+            "--grok-batch sends requests, but --grok-record=none only replays; "
+            "use --grok-record=new, all or rewrite"
+        )
+    return batch, wait, cancel
 
 
 def parse_prices(lines: list[str]) -> dict[str, Price]:

@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run = GrokRun(options.resolve(config), config.rootpath, make_client)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(OutputGuard(run.redact), "grokeval-redaction")
+    run.cache = getattr(config, "cache", None)  # batch ids (--grok-batch)
     config.addinivalue_line("markers", marker.MARKER_HELP)
     files.register(config)
     xdist.register(config)

@@ -110,7 +110,8 @@ class GrokRun:
         self.prefetched = False
         self.leader = False  # under xdist: this worker fetched for all of them
         self.fatal: str | None = None
-        self.cache: pytest.Cache | None = None  # pytest's, for the model catalog
+        # pytest's config.cache: the model catalog, and the ids batch mode keeps.
+        self.cache: pytest.Cache | None = None
         self._stores: dict[Path, RecordingStore | RecordingError] = {}
         self._finished: set[str] = set()
         self._waiting: dict[str, list[tuple[RecordingStore, str, int]]] = {}
@@ -202,11 +203,17 @@ class GrokRun:
     def prefetch(self, jobs: Sequence[Job], progress: Progress | None) -> None:
         """Replay what recordings hold, send the rest at once, record what came back."""
         started = time.monotonic()
-        engine = Engine(
-            self._engine_settings(),
-            on_result=self._received,
-            on_progress=progress.update if progress else None,
-            client_factory=self._client,
+        if self.settings.batch_cancel:
+            self._cancel_batches()
+        engine = (
+            self._batch_engine(jobs, progress)
+            if self.settings.batch
+            else Engine(
+                self._engine_settings(),
+                on_result=self._received,
+                on_progress=progress.update if progress else None,
+                client_factory=self._client,
+            )
         )
         try:
             to_send = self._to_send(jobs)
@@ -351,7 +358,7 @@ class GrokRun:
         """Sample in waves until the pass rate is decided; grade each sample as it arrives."""
         plan = Plan(len(job.requests), job.min_pass_rate)
         passes = failures = sent = 0
-        while (wave := plan.next_wave(passes, failures)) > 0:
+        while (wave := self._wave(plan, passes, failures, sent)) > 0:
             batch = job.requests[sent : sent + wave]
             sent += wave
             verdicts = await asyncio.gather(*(self._sample(engine, job, r) for r in batch))
@@ -360,6 +367,12 @@ class GrokRun:
             passes += sum(1 for v in verdicts if v)
             failures += sum(1 for v in verdicts if not v)
         self._finished.add(job.key)
+
+    def _wave(self, plan: Plan, passes: int, failures: int, sent: int) -> int:
+        # A batch answers in minutes to hours: every sample goes in at once, no early stopping.
+        if self.settings.batch:
+            return plan.repeat - sent
+        return plan.next_wave(passes, failures)
 
     async def _sample(self, engine: Engine, job: Job, request: ChatRequest) -> bool | None:
         """Fetch and check one sample: True or False, or None when it could not be judged."""
@@ -468,6 +481,44 @@ class GrokRun:
         if (text, model) == (outcome.text, outcome.model):
             return outcome
         return dataclasses.replace(outcome, text=text, model=model)
+
+    # -- batch mode (--grok-batch): the same flows, answered by engine/batch.py -----------------
+
+    def _batch_engine(self, jobs: Sequence[Job], progress: Progress | None) -> Engine:
+        """The batch engine for this run, once its models are known to be batchable."""
+        from pytest_grokeval.engine import batch, batchstore
+
+        to_send = self._to_send(jobs)
+        batch.refuse_responses(to_send)
+        models = {r.model for r in to_send}
+        if any(CHECKS[c.base].needs_grader for job in jobs for c in job.checks):
+            models.add(self.settings.judge_model or self.settings.model)
+        batch.refuse_unbatchable(models)
+        return batch.BatchEngine(
+            self._engine_settings(),
+            key=batchstore.request_set_key(
+                (r for job in jobs for r in job.requests), self.settings.base_url
+            ),
+            cache=self.cache,
+            wait=self.settings.batch_wait,
+            on_result=self._received,
+            on_line=progress.show if progress else None,
+            say=progress.say if progress else _silent,
+            client_factory=self._client,
+        )
+
+    def _cancel_batches(self) -> None:
+        """--grok-batch-cancel: cancel what earlier batch runs left, then stop the run."""
+        from pytest_grokeval.engine import batch, batchstore
+
+        client = self._client(self._engine_settings())
+        cancelled = run_sync(lambda: batchstore.cancel_stored(self.cache, client))
+        done = (
+            f"cancelled batch {', '.join(cancelled)}"
+            if cancelled
+            else "pytest's cache names no batch of an earlier --grok-batch run"
+        )
+        raise batch.BatchStop(f"--grok-batch-cancel: {done}; nothing else was sent")
 
     def _to_send(self, jobs: Sequence[Job]) -> list[ChatRequest]:
         """The sample requests replay will not answer: what the run plans to send."""
@@ -593,6 +644,10 @@ class GrokRun:
             except (OSError, RecordingError) as exc:
                 reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
                 self.counts.unsaved.append(f"{where}: cannot save recordings: {reason}")
+
+
+def _silent(text: str) -> None:
+    """Where batch messages go without a terminal (an xdist worker): pytest's cache has them."""
 
 
 class BudgetExceeded(Exception):

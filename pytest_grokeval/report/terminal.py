@@ -41,20 +41,35 @@ class Progress:
     """A throttled one-line display on a terminal; one final line elsewhere; silent under -q."""
 
     def __init__(self, reporter: pytest.TerminalReporter | None, *, quiet: bool) -> None:
+        self._always = reporter
         self._reporter = None if quiet else reporter
         self._tty = reporter is not None and _isatty(reporter)
         self._last = 0.0
         self._shown = False
 
     def update(self, stats: EngineStats) -> None:
+        self.show(self._line(stats))
+
+    def show(self, line: str) -> None:
+        """Rewrite the live line with `line`, at most every PROGRESS_INTERVAL, on a terminal."""
         if self._reporter is None or not self._tty:
             return
         now = time.monotonic()
         if now - self._last < PROGRESS_INTERVAL:
             return
         self._last = now
-        self._reporter.rewrite(f"grokeval: {self._line(stats)}", erase=True, bold=True)
+        self._reporter.rewrite(f"grokeval: {line}", erase=True, bold=True)
         self._shown = True
+
+    def say(self, text: str) -> None:
+        """A line the user must see even under -q (a batch id, how to resume)."""
+        if self._always is None:
+            return
+        if self._shown:
+            self._always.rewrite("", erase=True)
+            self._always.write("\r")
+            self._shown = False
+        self._always.write_line(text)
 
     def finish(self, stats: EngineStats) -> None:
         if self._reporter is None:

@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from .batch import FakeBatches
 from .faults import FaultRule, FaultSpecError, parse_fault_spec
 from .server import FakeGrok
 
@@ -73,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="404 for models outside the catalog, 400 for parameters a model refuses",
     )
+    parser.add_argument(
+        "--batch-delay",
+        type=float,
+        metavar="SECONDS",
+        help="serve the Batch API (/v1/batches...): results ready within SECONDS of each add",
+    )
     return parser
 
 
@@ -90,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         requests_per_minute=args.requests_per_minute,
         tokens_per_minute=args.tokens_per_minute,
     )
+    if args.batch_delay is not None:
+        server.routes += FakeBatches(delay=args.batch_delay).routes()
     for rule in args.fault:
         server.faults.add(rule)
     done = threading.Event()

@@ -1,0 +1,106 @@
+"""What batch mode keeps between runs, in pytest's cache: per request set, each batch's id,
+the ids added to it, and the results token read up to."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pytest_grokeval.data import ChatRequest
+
+if TYPE_CHECKING:
+    import openai
+
+CACHE_KEY = "grokeval/batch"
+
+
+class Cache(Protocol):
+    """pytest's `config.cache`, as far as batch mode uses it."""
+
+    def get(self, key: str, default: Any) -> Any: ...
+
+    def set(self, key: str, value: object) -> None: ...
+
+
+@dataclass
+class Batch:
+    """One batch of a run: its id, what was added, the token read up to, its last state."""
+
+    role: str  # "main" or "judge"
+    batch_id: str
+    added: set[str] = field(default_factory=set)
+    token: str | None = None
+    pending: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    ticks: int = 0  # the batch's cost_breakdown so far (1 USD = 1e10 ticks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.batch_id, "added": sorted(self.added), "token": self.token}
+
+
+def request_set_key(requests: Iterable[ChatRequest], base_url: str) -> str:
+    """A short hash naming a run's request set at a base URL: the cache key of its batches."""
+    digest = hashlib.sha256(base_url.encode())
+    for fingerprint in sorted({r.fingerprint for r in requests}):
+        digest.update(fingerprint.encode())
+    return digest.hexdigest()[:16]
+
+
+class Stored:
+    """The cache entry of one request set (`key`); without a cache, nothing is kept."""
+
+    def __init__(self, cache: Cache | None, key: str) -> None:
+        self.cache = cache
+        self.key = key
+
+    def load(self, role: str) -> Batch | None:
+        """The batch an earlier run left for `role`, if the cache names one."""
+        if self.cache is None:
+            return None
+        entry = self.cache.get(CACHE_KEY, {}).get(self.key)
+        data = entry.get(role) if isinstance(entry, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            return None
+        token = data.get("token")
+        added = data.get("added")
+        return Batch(
+            role,
+            data["id"],
+            {str(a) for a in added} if isinstance(added, list) else set(),
+            token if isinstance(token, str) else None,
+        )
+
+    def save(self, batches: Iterable[Batch]) -> None:
+        if self.cache is None:
+            return
+        stored = self.cache.get(CACHE_KEY, {})
+        stored[self.key] = {b.role: b.to_json() for b in batches}
+        self.cache.set(CACHE_KEY, stored)
+
+    def forget(self) -> None:
+        """Drop this request set's entry: its batches are read to the end."""
+        if self.cache is None:
+            return
+        stored = self.cache.get(CACHE_KEY, {})
+        if stored.pop(self.key, None) is not None:
+            self.cache.set(CACHE_KEY, stored)
+
+
+async def cancel_stored(cache: Cache | None, client: openai.AsyncOpenAI) -> list[str]:
+    """Cancel every batch this checkout's cache holds, forget them, and return their ids."""
+    stored: dict[str, Any] = cache.get(CACHE_KEY, {}) if cache is not None else {}
+    cancelled = []
+    try:
+        for entry in stored.values():
+            for batch in entry.values() if isinstance(entry, dict) else ():
+                if isinstance(batch, dict) and isinstance(batch.get("id"), str):
+                    await client.post(f"/batches/{batch['id']}:cancel", cast_to=object)
+                    cancelled.append(batch["id"])
+    finally:
+        await client.close()
+    if cache is not None:
+        cache.set(CACHE_KEY, {})
+    return cancelled

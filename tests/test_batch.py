@@ -1,0 +1,351 @@
+"""Issue 16: --grok-batch sends the run through xAI's Batch API (the fake's batch endpoints)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import API_KEY, INI, Project
+
+from pytest_grokeval.checks.judge import JUDGE_SYSTEM
+from pytest_grokeval.options import BATCH_FLAGS
+from pytest_grokeval.recordings.journal import journals_of
+from pytest_grokeval.testing import FakeGrok, FakeRequest, Reply
+from pytest_grokeval.testing.batch import FakeBatches
+
+CASES = 500
+
+
+def numbered(count: int, *, head: str = "") -> str:
+    cases = "".join(
+        f"  - id: case-{i}\n    prompt: prompt {i}\n    expect: {{contains: prompt {i}}}\n"
+        for i in range(count)
+    )
+    return f"{head}cases:\n{cases}"
+
+
+class BatchProject(Project):
+    def __init__(self, pytester: pytest.Pytester, server: FakeGrok, batches: FakeBatches):
+        super().__init__(pytester, server)
+        self.batches = batches
+
+    def entries(self, suite: str) -> dict[str, list[dict[str, Any]]]:
+        document = json.loads(self.recording(suite).read_text())
+        entries: dict[str, list[dict[str, Any]]] = document["entries"]
+        return entries
+
+
+@pytest.fixture
+def batches() -> FakeBatches:
+    return FakeBatches(delay=0.5)
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, batches: FakeBatches, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[BatchProject]:
+    monkeypatch.setenv("XAI_API_KEY", API_KEY)
+    monkeypatch.delenv("XAI_BASE_URL", raising=False)
+    pytester.makeini(INI)
+    with FakeGrok(routes=batches.routes()) as server:
+        yield BatchProject(pytester, server, batches)
+
+
+def wait_until(predicate: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout}s for {what}")
+        time.sleep(0.02)
+
+
+def journaled_count(recordings: Path) -> int:
+    """Entries appended to the journals of a recordings file so far (complete lines only)."""
+    return sum(
+        sum(1 for line in path.read_text(encoding="utf-8").splitlines(True)
+            if line.startswith("{") and line.endswith("\n"))
+        for path in journals_of(recordings)
+    )
+
+
+def test_500_cases_go_into_one_batch_with_no_real_time_request_and_replay_without_a_key(
+    project: BatchProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.suite("test_many.yaml", numbered(CASES))
+
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=CASES)
+    assert project.batches.created == 1
+    assert project.batches.snapshot()["requests"] == CASES
+    assert project.server.request_count == 0
+    entries = project.entries("test_many.yaml")
+    assert len(entries) == CASES
+    assert {sample["response"]["via"] for samples in entries.values() for sample in samples} == {
+        "batch"
+    }
+    result.stdout.fnmatch_lines(["grokeval: created batch batch_000000 (main); resume with*"])
+
+    monkeypatch.delenv("XAI_API_KEY")
+    replay = project.run("--grok-record=none")
+    replay.assert_outcomes(passed=CASES)
+    assert project.server.request_count == 0
+    assert project.batches.created == 1
+
+
+def test_sigterm_leaves_the_batch_running_and_a_rerun_reads_only_the_rest(
+    project: BatchProject,
+) -> None:
+    half = CASES // 2
+    project.batches.hold_after = half
+    project.suite("test_many.yaml", numbered(CASES))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *project.args("--grok-batch")],
+        cwd=project.path,
+        env={**os.environ, "XAI_API_KEY": API_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        project.batches.wait_for_served(half, timeout=60)
+        # Served is not yet recorded: the run journals a page's results after reading it.
+        wait_until(
+            lambda: journaled_count(project.recording("test_many.yaml")) >= half,
+            "the first half to be journaled",
+        )
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "keeps running at xAI" in output and "--grok-batch-cancel" in output, output
+    first = set(project.batches.served_ids)
+    assert len(first) == half
+
+    project.batches.release()
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=CASES)
+    result.stdout.fnmatch_lines(["grokeval: resuming batch batch_000000 (main)"])
+    assert project.batches.created == 1
+    assert project.batches.add_calls == 1
+    served = project.batches.served_ids
+    assert not first & set(served[len(first) :])
+    entries = project.entries("test_many.yaml")
+    assert len(entries) == CASES
+    assert all(samples[0]["response"]["via"] == "batch" for samples in entries.values())
+    assert project.server.request_count == 0
+
+
+def test_on_a_terminal_the_line_shows_pending_succeeded_failed_and_elapsed(
+    project: BatchProject,
+) -> None:
+    project.batches.delay = 3.0
+    project.suite("test_many.yaml", numbered(10))
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *project.args("--grok-batch")],
+        cwd=project.path,
+        env={**os.environ, "XAI_API_KEY": API_KEY},
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    chunks = []
+    deadline = time.monotonic() + 60
+    try:
+        while select.select([main], [], [], max(deadline - time.monotonic(), 0))[0]:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the child has gone and the terminal is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(main)
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+    output = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0, output
+    line = r"grokeval: batch batch_000000: \d+ pending, \d+ succeeded, 0 failed, \d+\.\ds"
+    assert re.search(line, output), output
+
+
+def test_a_model_xai_does_not_batch_is_refused_before_any_batch_exists(
+    project: BatchProject,
+) -> None:
+    project.suite("test_models.yaml", numbered(2, head="model: grok-4.5\n"))
+
+    result = project.run("--grok-batch")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*--grok-batch: xAI's Batch API does not take 'grok-4.5'*"])
+    assert project.batches.created == 0
+    assert project.server.request_count == 0
+
+
+def test_cases_on_the_responses_api_are_refused_before_any_batch_exists(
+    project: BatchProject,
+) -> None:
+    project.suite("test_models.yaml", numbered(2, head="api: responses\n"))
+
+    result = project.run("--grok-batch")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*--grok-batch sends Chat Completions only*api: responses*"])
+    assert project.batches.created == 0
+    assert project.server.request_count == 0
+
+
+def test_a_model_the_server_refuses_for_batch_stops_the_run_naming_it(
+    project: BatchProject,
+) -> None:
+    project.batches.rejected.add("grok-4.20-0309-reasoning")
+    project.suite("test_models.yaml", numbered(2, head="model: grok-4.20-0309-reasoning\n"))
+
+    result = project.run("--grok-batch")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*Model grok-4.20-0309-reasoning is not supported for batch processing*"]
+    )
+    assert project.batches.cancels == 1  # the empty batch is not left behind
+    assert project.server.request_count == 0
+
+
+def test_batch_wait_fails_unread_items_as_pending_and_cancel_stops_the_batch(
+    project: BatchProject,
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+
+    # In a subprocess with a timeout: a wait that never ends must fail this test, not hang it.
+    result = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["request failed: still pending in batch batch_000000 after*"])
+
+    cancel = project.run("--grok-batch-cancel")
+    cancel.stdout.fnmatch_lines(["*--grok-batch-cancel: cancelled batch batch_000000*"])
+    assert project.batches.cancels == 1
+    again = project.run("--grok-batch-cancel")
+    again.stdout.fnmatch_lines(["*pytest's cache names no batch*"])
+    assert project.batches.cancels == 1
+
+
+JUDGED = """
+cases:
+  - id: polite
+    prompt: Say something polite.
+    repeat: 3
+    min_pass_rate: 0.3
+    expect:
+      judge: The response is polite.
+"""
+
+
+def grader(request: FakeRequest) -> Reply:
+    if request.body["messages"][0]["content"] == JUDGE_SYSTEM:
+        return Reply(content='{"pass": true, "reason": "It thanks the user."}')
+    return Reply(content="Thank you!")
+
+
+def test_graders_go_into_a_follow_up_batch_and_repeats_send_every_sample(
+    project: BatchProject,
+) -> None:
+    project.server.responder = grader
+    project.suite("test_judged.yaml", JUDGED)
+
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=1)
+    # Real time would stop after the first passing sample; a batch sends all three.
+    assert project.batches.created == 2
+    assert project.batches.snapshot()["requests"] == 3 + 1  # one distinct grader request
+    assert project.server.request_count == 0
+
+
+def test_under_xdist_one_worker_owns_the_one_batch(project: BatchProject) -> None:
+    project.suite("test_many.yaml", numbered(20))
+
+    result = project.run("--grok-batch", "-n", "2")
+
+    result.assert_outcomes(passed=20)
+    assert project.batches.created == 1
+    assert project.batches.snapshot()["requests"] == 20
+    assert project.server.request_count == 0
+    assert len(project.entries("test_many.yaml")) == 20
+
+
+def test_the_fake_refuses_add_calls_over_its_limit_with_a_429(project: BatchProject) -> None:
+    project.batches.add_calls_per_window = 1
+    base = project.url.removesuffix("/v1")
+    headers = {"authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
+
+    def post(path: str, body: object) -> int:
+        request = urllib.request.Request(
+            base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    assert post("/v1/batches", {"name": "x"}) == 200
+    add = {"batch_requests": []}
+    assert [post("/v1/batches/batch_000000/requests", add) for _ in range(2)] == [200, 429]
+    assert project.batches.rate_limited == 1
+    assert project.server.request_count == 0
+
+
+def test_a_result_without_ticks_is_costed_at_half_the_list_price_saying_so(
+    project: BatchProject,
+) -> None:
+    project.suite("test_many.yaml", numbered(1))
+    # A usage override sets keys: ticks of JSON null are no ticks.
+    no_ticks: dict[str, Any] = {
+        "prompt_tokens": 1_000_000, "completion_tokens": 0, "cost_in_usd_ticks": None
+    }
+    project.server.responder = lambda request: Reply(usage=no_ticks)
+
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["grokeval: 1 batch results carried no cost; each is costed at "
+                                 "half the list price*"])
+    (sample,) = project.entries("test_many.yaml")["case-0"]
+    assert sample["response"]["cost_usd"] == pytest.approx(1.25 / 2)
+
+
+def test_every_batch_option_is_in_the_readme_options_table() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for flag, *_ in BATCH_FLAGS:
+        assert f"| `{flag}" in readme, flag
+    assert "## Batch mode" in readme
+
+
+def test_batch_mode_needs_a_recording_mode_that_sends(project: BatchProject) -> None:
+    project.suite("test_many.yaml", numbered(1))
+    result = project.run("--grok-batch", "--grok-record=none")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--grok-batch sends requests, but --grok-record=none*"])

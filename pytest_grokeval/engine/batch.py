@@ -199,7 +199,10 @@ class BatchEngine(Engine):
     async def _drive(self) -> None:
         started = time.monotonic()
         await self._gathered()
-        client = self._client = self._client_factory(self.settings)
+        # The catalog check may have made the client already (Engine.get_json): one per run.
+        if self._client is None:
+            self._client = self._client_factory(self.settings)
+        client = self._client
         poll = POLL_FIRST
         polling = 0.0
         while True:

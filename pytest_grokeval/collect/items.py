@@ -15,10 +15,9 @@ from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.messages import describe_response, no_text
-from pytest_grokeval.prefetch.run import GrokRun, Job, grader_name
+from pytest_grokeval.prefetch.jobs import Job, grader_name
 from pytest_grokeval.prefetch.sampling import Plan, rate_line
-
-RUN_KEY = pytest.StashKey[GrokRun]()
+from pytest_grokeval.state import RUN_KEY, Collection
 
 
 class GrokFailure(Exception):
@@ -42,18 +41,21 @@ class SuiteFile(pytest.File):
         if suite is None:
             return
         judged = [c for spec in suite.items for c in spec.checks if CHECKS[c.base].needs_grader]
-        run.collected[self.path] = {
-            (name, request.sample)
-            for spec in suite.items
-            for name in [spec.name] + [grader_name(spec.name, c) for c in judged]
-            for request in spec.requests
-        }
-        run.collected_items[self.path] = {spec.name for spec in suite.items}
+        run.collection.add_file(
+            self.path,
+            {
+                (name, request.sample)
+                for spec in suite.items
+                for name in [spec.name] + [grader_name(spec.name, c) for c in judged]
+                for request in spec.requests
+            },
+            {spec.name for spec in suite.items},
+        )
         for spec in suite.items:
             nodeid = self._nodeid(spec)
             item = GrokItem.from_parent(self, name=spec.name, nodeid=nodeid, spec=spec)
             for mark in spec.marks:
-                item.add_marker(_marker(self.config, run.marks, mark))
+                item.add_marker(_marker(self.config, run.collection, mark))
             item.extra_keyword_matches.update(spec.tags)
             yield item
 
@@ -71,11 +73,10 @@ class SuiteFile(pytest.File):
         self.warn(pytest.PytestCollectionWarning(f"{display}: {reason}"))
 
 
-def _marker(config: pytest.Config, registered: set[str], mark: MarkSpec) -> pytest.MarkDecorator:
+def _marker(config: pytest.Config, collection: Collection, mark: MarkSpec) -> pytest.MarkDecorator:
     # Marks named in YAML are registered so that --strict-markers accepts them and -m finds them.
-    if mark.name not in ("skip", "xfail") and mark.name not in registered:
+    if mark.name not in ("skip", "xfail") and collection.register_mark(mark.name):
         config.addinivalue_line("markers", f"{mark.name}: set in a grokeval YAML suite")
-        registered.add(mark.name)
     decorator: pytest.MarkDecorator = getattr(pytest.mark, mark.name)
     return decorator(**mark.kwargs) if mark.kwargs else decorator
 
@@ -113,16 +114,16 @@ class GrokItem(pytest.Item):
         """Check every fetched sample; a judge that gave no verdict makes this an error."""
         run = self.config.stash[RUN_KEY]
         self._seen = []
-        outcomes = run.samples(self.nodeid, self.spec.requests)
+        outcomes = run.results.samples(self.nodeid, self.spec.requests)
         for request, outcome in zip(self.spec.requests, outcomes, strict=False):
             sample = Sample(request, outcome)
             self._seen.append(sample)
             if isinstance(outcome, FetchError):
                 continue
             # The prefetch checked the samples it needed verdicts for; each check runs once.
-            graded = run.grades(self.nodeid, request.sample, self.spec.checks)
+            graded = run.results.grades(self.nodeid, request.sample, self.spec.checks)
             sample.graded = graded
-            checked = run.kept(self.nodeid, request.sample, self.spec.checks)
+            checked = run.results.kept(self.nodeid, request.sample, self.spec.checks)
             if checked is None:
                 try:
                     checked = run_checks(self.spec.checks, outcome, graded)

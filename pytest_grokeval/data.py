@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -84,13 +85,8 @@ class Usage:
         return max(self.total_tokens - self.prompt_tokens, self.completion_tokens)
 
     def to_json(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "cached_tokens": self.cached_tokens,
-        }
+        """Every count by its field name: prompt, completion, total, reasoning, cached tokens."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: Any) -> Usage | None:

@@ -28,6 +28,8 @@ class SuiteFile(pytest.File):
     """A YAML file matching grok_files; collects nothing unless its top level has `cases`."""
 
     def collect(self) -> Iterator[GrokItem]:
+        """One GrokItem per case, vars choice and model; raises CollectError listing the file's
+        problems with their lines."""
         run = self.config.stash[RUN_KEY]
         try:
             suite = load_suite(
@@ -92,6 +94,8 @@ class GrokItem(pytest.Item):
         self._seen: list[Sample] = []
 
     def job(self) -> Job:
+        """What the prefetch must fetch for this item: its samples and the checks that stop
+        sampling."""
         spec = self.spec
         return Job(
             self.nodeid, spec.name, self.path, spec.requests, spec.checks, spec.min_pass_rate
@@ -138,6 +142,8 @@ class GrokItem(pytest.Item):
                 pytest.fail(sample.problem, pytrace=False)
 
     def runtest(self) -> None:
+        """Check the prefetched samples; raises GrokFailure with the whole failure text when the
+        pass rate is not met or a fetch failed."""
         errors = [s.outcome for s in self._seen if isinstance(s.outcome, FetchError)]
         if errors:
             raise GrokFailure(fetch_failure(errors))
@@ -199,11 +205,13 @@ class GrokItem(pytest.Item):
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
+        """A GrokFailure is shown as its text alone, without a traceback."""
         if isinstance(excinfo.value, GrokFailure):
             return FailureRepr(str(excinfo.value))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int, str]:
+        """(path, 0-based line of the case, 'grok case: <name>') for pytest's report headers."""
         return self.path, self.spec.line, f"grok case: {self.spec.name}"
 
 
@@ -224,6 +232,7 @@ class FailureRepr(TerminalRepr):
         self.reprcrash = _Crash(text)
 
     def toterminal(self, tw: TerminalWriter) -> None:
+        """Write the failure text line by line."""
         for line in self.text.splitlines():
             tw.line(line)
 
@@ -250,6 +259,8 @@ class Sample:
     graded: dict[str, Outcome] = field(default_factory=dict)  # grader replies by check name
 
     def to_json(self) -> dict[str, Any]:
+        """The sample as the JSON report holds it: sample, fingerprint, request, then response and
+        checks, or error."""
         data: dict[str, Any] = {
             "sample": self.request.sample,
             "fingerprint": self.request.fingerprint,

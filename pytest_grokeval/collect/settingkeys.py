@@ -89,6 +89,7 @@ class SettingsReader(Validator):
         return settings
 
     def models(self, node: Node, where: str) -> tuple[str, ...] | None:
+        """The model name, or the names of a model list (one item each); None after a problem."""
         what = f"'model' of {where}"
         if not isinstance(node.value, list):
             name = self.string(node, what, nonempty=True)
@@ -106,6 +107,7 @@ class SettingsReader(Validator):
         return tuple(names) if names and len(self.problems) == start else None
 
     def api(self, node: Node, where: str) -> str | None:
+        """'chat' or 'responses'; None after a problem."""
         name = self.string(node, f"'api' of {where}", nonempty=True)
         if name is not None and name not in APIS:
             hint = did_you_mean(name, APIS)
@@ -115,6 +117,8 @@ class SettingsReader(Validator):
         return name
 
     def params(self, node: Node, where: str) -> dict[str, Any]:
+        """The params sent with each request, minus those RESERVED_PARAMS refuses (each a problem).
+        """
         if not isinstance(node.value, dict):
             self.wrong(node, f"'params' of {where}", "a mapping")
             return {}
@@ -131,6 +135,7 @@ class SettingsReader(Validator):
         return params
 
     def marks(self, node: Node, where: str) -> list[MarkSpec]:
+        """The marks of a 'marks' list; the bad ones are problems and left out."""
         if not isinstance(node.value, list):
             self.wrong(node, f"'marks' of {where}", "a list of marks")
             return []
@@ -176,6 +181,7 @@ class SettingsReader(Validator):
         return MarkSpec(name, dict(arg.value)) if len(self.problems) == start else None
 
     def tags(self, node: Node, where: str) -> list[str]:
+        """The non-empty tag strings; the bad ones are problems and left out."""
         if not isinstance(node.value, list):
             self.wrong(node, f"'tags' of {where}", "a list of strings")
             return []
@@ -183,6 +189,7 @@ class SettingsReader(Validator):
         return [tag for item in node.items if (tag := self.string(item, what, nonempty=True))]
 
     def repeat(self, node: Node, where: str) -> int | None:
+        """A whole number of samples, at least 1; None after a problem."""
         value = node.value
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
@@ -190,6 +197,7 @@ class SettingsReader(Validator):
         return None
 
     def min_pass_rate(self, node: Node) -> float | None:
+        """A fraction between 0.0 and 1.0 of samples that must pass; None after a problem."""
         value = node.value
         if not isinstance(value, int | float) or isinstance(value, bool):
             self.wrong(node, "min_pass_rate", "a number between 0 and 1")
@@ -200,5 +208,6 @@ class SettingsReader(Validator):
         return None
 
     def description(self, node: Node, where: str) -> None:
+        """Check that a 'description' is a string; it is documentation only."""
         if (description := node.get("description")) is not None:
             self.string(description, f"'description' of {where}")

@@ -51,6 +51,8 @@ class Var:
     is_list: bool
 
     def name_part(self, index: int) -> str | None:
+        """What the value at `index` adds to item names: 'name=value', 'name<index>' for values
+        unfit for ids, None for a scalar var."""
         if not self.is_list:
             return None
         value = self.values[index]
@@ -67,6 +69,8 @@ class VarsReader(Validator):
     """Reads a case's ``vars`` and fills placeholders, collecting problems with their lines."""
 
     def vars(self, node: Node, where: str) -> list[Var] | None:
+        """The case's vars, each a scalar or a non-empty list of distinct values; [] without
+        'vars', None after a problem."""
         vars_node = node.get("vars")
         if vars_node is None:
             return []
@@ -99,6 +103,8 @@ class VarsReader(Validator):
         return variables if len(self.problems) == start else None
 
     def var_value(self, node: Node, what: str) -> str | None:
+        """A var value as written (`1.10` stays '1.10'); None after a problem (not a string or
+        number)."""
         # Any scalar counts, as written: `1.10` stays "1.10" and `yes` stays "yes".
         if node.text is None or node.value is None:
             self.wrong(node, what, "a string or a number")

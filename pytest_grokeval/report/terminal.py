@@ -48,6 +48,7 @@ class Progress:
         self._shown = False
 
     def update(self, stats: EngineStats) -> None:
+        """Show the engine's counters on the live line."""
         self.show(self._line(stats))
 
     def show(self, line: str) -> None:
@@ -100,6 +101,8 @@ class Progress:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (1 to 100) of `values`, inclusive method; the value itself for one
+    value. Raises statistics.StatisticsError when `values` is empty."""
     ordered = sorted(values)
     if len(ordered) == 1:
         return ordered[0]

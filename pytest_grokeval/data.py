@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -84,13 +85,8 @@ class Usage:
         return max(self.total_tokens - self.prompt_tokens, self.completion_tokens)
 
     def to_json(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "cached_tokens": self.cached_tokens,
-        }
+        """Every count by its field name: prompt, completion, total, reasoning, cached tokens."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: Any) -> Usage | None:
@@ -117,10 +113,12 @@ class ToolCall:
     arguments: Any
 
     def to_json(self) -> dict[str, Any]:
+        """{name, arguments}, as recordings and reports hold it."""
         return {"name": self.name, "arguments": self.arguments}
 
     @classmethod
     def from_json(cls, data: Any) -> ToolCall:
+        """The call from to_json data; a bare value is a call of that name without arguments."""
         if not isinstance(data, dict):
             return cls(name=str(data), arguments={})
         return cls(name=str(data.get("name") or ""), arguments=data.get("arguments"))
@@ -157,6 +155,8 @@ class Completion:
         return self.text != ""
 
     def to_json(self) -> dict[str, Any]:
+        """The completion as recordings and reports hold it; latency in ms rounded to 0.1, cost in
+        US dollars or None."""
         data: dict[str, Any] = {
             "text": self.text,
             "finish_reason": self.finish_reason,
@@ -181,6 +181,7 @@ class Completion:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, replayed: bool) -> Completion:
+        """The completion from to_json data; raises KeyError when 'text' is missing."""
         refusal = data.get("refusal")
         calls = data.get("tool_calls")
         return cls(
@@ -215,10 +216,12 @@ class FetchError:
     kind: str = "api"  # api | timeout | connection | malformed | missing | interrupted | fatal
 
     def to_json(self) -> dict[str, Any]:
+        """{message, status, kind}, as reports hold it."""
         return {"message": self.message, "status": self.status, "kind": self.kind}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FetchError:
+        """The error from to_json data; raises KeyError when 'message' or 'kind' is missing."""
         return cls(message=str(data["message"]), status=data.get("status"), kind=data["kind"])
 
 

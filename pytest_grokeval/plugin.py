@@ -10,7 +10,7 @@ import pytest
 
 from pytest_grokeval import hookspecs, options, xdist
 from pytest_grokeval.collect import marker
-from pytest_grokeval.collect.items import RUN_KEY, SuiteFile
+from pytest_grokeval.collect.items import SuiteFile
 from pytest_grokeval.data import Completion
 from pytest_grokeval.prefetch.run import GrokRun
 from pytest_grokeval.prefetch.session import prefetch_session, will_run_tests
@@ -18,6 +18,7 @@ from pytest_grokeval.recordings.store import DIRNAME
 from pytest_grokeval.redaction import OutputGuard
 from pytest_grokeval.report import files
 from pytest_grokeval.report.terminal import header, summary_lines
+from pytest_grokeval.state import RUN_KEY
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

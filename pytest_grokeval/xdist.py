@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from pytest_grokeval.collect.items import RUN_KEY
 from pytest_grokeval.data import Completion, FetchError, Outcome
 from pytest_grokeval.engine.engine import EngineStats
-from pytest_grokeval.prefetch.run import Counts, GrokRun
+from pytest_grokeval.prefetch.run import GrokRun
 from pytest_grokeval.report.terminal import summary_lines
+from pytest_grokeval.state import RUN_KEY, Counts
 
 SHARED_DIR_KEY = "grokeval_shared_dir"
 CONTROLLER = "grokeval-xdist-controller"

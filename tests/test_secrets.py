@@ -50,7 +50,7 @@ def test_a_traceback_with_locals_shows_no_key_and_settings_hide_it_in_their_repr
     project.pytester.makepyfile(
         test_settings="""
         from pathlib import Path
-        from pytest_grokeval.collect.items import RUN_KEY
+        from pytest_grokeval.state import RUN_KEY
 
         def test_fails_with_settings_in_locals(request):
             settings = request.config.stash[RUN_KEY].settings

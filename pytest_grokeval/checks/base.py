@@ -72,10 +72,12 @@ class Site:
     import_paths: Sequence[Path]
 
     def bad(self, value: Any) -> ExpectError:
+        """The ExpectError for an argument of the wrong shape, naming what the check takes."""
         message = f"check {self.name!r} takes {self.argument}, got {brief(value)}"
         return ExpectError(self.name, message)
 
     def error(self, message: str) -> ExpectError:
+        """An ExpectError about this check's argument, prefixed with the check's name."""
         return ExpectError(self.name, f"check {self.name!r}: {message}")
 
 

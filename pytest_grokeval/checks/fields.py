@@ -43,11 +43,13 @@ class Wanted:
     arguments: Mapping[str, Any] | None
 
     def matches(self, call: ToolCall) -> bool:
+        """Whether the call has this name and, when arguments are given, includes them (deeply)."""
         return call.name == self.name and (
             self.arguments is None or _includes(call.arguments, self.arguments)
         )
 
     def show(self) -> str:
+        """The wanted call as messages show it: the name, or name(arguments) cut at 120 chars."""
         if self.arguments is None:
             return self.name
         return show_call(ToolCall(self.name, dict(self.arguments)), 120)

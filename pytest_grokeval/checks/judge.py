@@ -24,6 +24,7 @@ class JudgeError(Exception):
 
 @dataclass(frozen=True)
 class Rubric:
+    """A judge check's argument: the rubric text, and the grader model (None: the run's)."""
     rubric: str
     model: str | None = None
 

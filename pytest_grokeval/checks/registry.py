@@ -7,7 +7,7 @@ what they are built of lives in checkbase."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -210,183 +210,96 @@ def _indent(text: str, prefix: str) -> str:
 
 _STRINGS = "a string or a list of strings"
 
-# A check that needs a grader call (judge) will add a field here saying so, and the engine will
-# send that call during the prefetch; the runners in the checks_* modules stay pure functions of
-# the response.
+# The docs' line of each check, in the order the README lists them: the response passes when it
+_SUMMARY = {
+    "contains": "contains every string (case-sensitive); not_contains: none of them",
+    "icontains": "contains every string, ignoring case; not_icontains: none of them",
+    "contains_any": "contains at least one of the strings (case-sensitive)",
+    "icontains_any": "contains at least one of the strings, ignoring case",
+    "regex": "re.search finds every pattern (Python syntax; (?i) ignores case); "
+    "not_regex: none of them",
+    "equals": "equals the string, both stripped of outer white space",
+    "starts_with": "starts with the string, once its outer white space is stripped",
+    "ends_with": "ends with the string, once its outer white space is stripped",
+    "length": "has that many characters, counted on the text as returned (not stripped); "
+    "a bare int is the exact count",
+    "words": "has that many words (split on white space); a bare int is the exact count",
+    "lines": "has that many non-empty lines; a bare int is the exact count",
+    "json": "parses as JSON; a response that is exactly one ```json fenced block counts",
+    "json_schema": "parses as JSON (same fence rule) and validates against the schema; "
+    "not_json_schema passes when either fails",
+    "python": "function(response) returns True or None; False fails, and so does a string, "
+    "which is the message",
+    "finish_reason": "the API's finish reason equals it ('stop', 'length', ...)",
+    "latency_ms": "the request took that many milliseconds; a bare number is the maximum",
+    "cost_usd": "the response cost that many US dollars (fails when the API reported no cost); "
+    "a bare number is the maximum",
+    "tokens": "used that many tokens in all (prompt and output); a bare int is the maximum",
+    "judge": "a Grok grader call, given the rubric and the response, answers pass "
+    "(model: the grader, default the ini grok_judge_model or --grok-model)",
+    "refusal": "the API reported a refusal (its 'refusal' field) when true; none when false",
+    "tool_call": "the response holds such a tool call, its arguments including those given "
+    "(a list: every call); not_tool_call: none of them",
+}
+
+
+def _search(name: str) -> CheckDef:
+    """contains, icontains, contains_any, icontains_any: the name says every/any and case."""
+    fold, every = name.startswith("i"), not name.endswith("_any")
+    parse, describe = needle_parser(fold=fold), contains_text(every=every, fold=fold)
+    run, negate = (contains_all, contains_any) if every else (contains_any, None)
+    return CheckDef(name, _SUMMARY[name], _STRINGS, parse, run, describe, negate, takes_text=True)
+
+
+def _affix(
+    name: str, parse: Callable[[Any, Site], tuple[Any, Any]], run: Runner, verbs: tuple[str, str]
+) -> CheckDef:
+    """equals, starts_with, ends_with: one string compared with the stripped text."""
+    describe = affix_text(*verbs)
+    return CheckDef(name, _SUMMARY[name], "a string", parse, run, describe, takes_text=True)
+
+
+# A check that needs a grader call (judge) says so (needs_grader), and the prefetch sends that
+# call; the runners in the checks_* modules stay pure functions of the response.
 _DEFS = [
+    *(_search(name) for name in ("contains", "icontains", "contains_any", "icontains_any")),
     CheckDef(
-        name="contains",
-        summary="contains every string (case-sensitive); not_contains: none of them",
-        argument=_STRINGS,
-        parse=needle_parser(fold=False),
-        run=contains_all,
-        describe=contains_text(every=True, fold=False),
-        negate=contains_any,
-        takes_text=True,
+        "regex", _SUMMARY["regex"], "a pattern or a list of patterns", parse_regex, regex_all,
+        describe_regex, negate=regex_any, takes_text=True,
     ),
+    _affix("equals", parse_equals, equals, ("equals", "does not equal")),
+    _affix("starts_with", parse_affix, starts_with, ("starts with", "does not start with")),
+    _affix("ends_with", parse_affix, ends_with, ("ends with", "does not end with")),
+    *(range_check(n, q, _SUMMARY[n]) for n, q in [("length", LENGTH), ("words", WORDS)]),
+    range_check("lines", LINES, _SUMMARY["lines"]),
+    CheckDef("json", _SUMMARY["json"], "true", parse_json, run_json, describe_json),
     CheckDef(
-        name="icontains",
-        summary="contains every string, ignoring case; not_icontains: none of them",
-        argument=_STRINGS,
-        parse=needle_parser(fold=True),
-        run=contains_all,
-        describe=contains_text(every=True, fold=True),
-        negate=contains_any,
-        takes_text=True,
+        "json_schema", _SUMMARY["json_schema"], "a JSON Schema mapping", parse_schema,
+        json_schema, describe_schema,
     ),
     CheckDef(
-        name="contains_any",
-        summary="contains at least one of the strings (case-sensitive)",
-        argument=_STRINGS,
-        parse=needle_parser(fold=False),
-        run=contains_any,
-        describe=contains_text(every=False, fold=False),
-        takes_text=True,
+        "python", _SUMMARY["python"], "'module:function'", parse_python, python,
+        describe_python, takes_text=True, reads_text=False,
     ),
     CheckDef(
-        name="icontains_any",
-        summary="contains at least one of the strings, ignoring case",
-        argument=_STRINGS,
-        parse=needle_parser(fold=True),
-        run=contains_any,
-        describe=contains_text(every=False, fold=True),
-        takes_text=True,
+        "finish_reason", _SUMMARY["finish_reason"], "a string", parse_finish_reason,
+        finish_reason, describe_finish_reason, takes_text=True, reads_text=False,
+    ),
+    *(range_check(n, q, _SUMMARY[n]) for n, q in [("latency_ms", LATENCY), ("cost_usd", COST)]),
+    range_check("tokens", TOKENS, _SUMMARY["tokens"]),
+    CheckDef(
+        "judge", _SUMMARY["judge"],
+        "a rubric string or a mapping with 'rubric' and optional 'model'",
+        parse_judge, judge, describe_judge, needs_grader=True, takes_text=True,
     ),
     CheckDef(
-        name="regex",
-        summary="re.search finds every pattern (Python syntax; (?i) ignores case); "
-        "not_regex: none of them",
-        argument="a pattern or a list of patterns",
-        parse=parse_regex,
-        run=regex_all,
-        describe=describe_regex,
-        negate=regex_any,
-        takes_text=True,
+        "refusal", _SUMMARY["refusal"], "true or false", parse_refusal, refusal,
+        describe_refusal, reads_text=False,
     ),
     CheckDef(
-        name="equals",
-        summary="equals the string, both stripped of outer white space",
-        argument="a string",
-        parse=parse_equals,
-        run=equals,
-        describe=affix_text("equals", "does not equal"),
-        takes_text=True,
-    ),
-    CheckDef(
-        name="starts_with",
-        summary="starts with the string, once its outer white space is stripped",
-        argument="a string",
-        parse=parse_affix,
-        run=starts_with,
-        describe=affix_text("starts with", "does not start with"),
-        takes_text=True,
-    ),
-    CheckDef(
-        name="ends_with",
-        summary="ends with the string, once its outer white space is stripped",
-        argument="a string",
-        parse=parse_affix,
-        run=ends_with,
-        describe=affix_text("ends with", "does not end with"),
-        takes_text=True,
-    ),
-    range_check(
-        "length",
-        LENGTH,
-        "has that many characters, counted on the text as returned (not stripped); "
-        "a bare int is the exact count",
-    ),
-    range_check(
-        "words",
-        WORDS,
-        "has that many words (split on white space); a bare int is the exact count",
-    ),
-    range_check("lines", LINES, "has that many non-empty lines; a bare int is the exact count"),
-    CheckDef(
-        name="json",
-        summary="parses as JSON; a response that is exactly one ```json fenced block counts",
-        argument="true",
-        parse=parse_json,
-        run=run_json,
-        describe=describe_json,
-    ),
-    CheckDef(
-        name="json_schema",
-        summary="parses as JSON (same fence rule) and validates against the schema; "
-        "not_json_schema passes when either fails",
-        argument="a JSON Schema mapping",
-        parse=parse_schema,
-        run=json_schema,
-        describe=describe_schema,
-    ),
-    CheckDef(
-        name="python",
-        summary="function(response) returns True or None; False fails, and so does a string, "
-        "which is the message",
-        argument="'module:function'",
-        parse=parse_python,
-        run=python,
-        describe=describe_python,
-        takes_text=True,
-        reads_text=False,
-    ),
-    CheckDef(
-        name="finish_reason",
-        summary="the API's finish reason equals it ('stop', 'length', ...)",
-        argument="a string",
-        parse=parse_finish_reason,
-        run=finish_reason,
-        describe=describe_finish_reason,
-        takes_text=True,
-        reads_text=False,
-    ),
-    range_check(
-        "latency_ms",
-        LATENCY,
-        "the request took that many milliseconds; a bare number is the maximum",
-    ),
-    range_check(
-        "cost_usd",
-        COST,
-        "the response cost that many US dollars (fails when the API reported no cost); "
-        "a bare number is the maximum",
-    ),
-    range_check(
-        "tokens",
-        TOKENS,
-        "used that many tokens in all (prompt and output); a bare int is the maximum",
-    ),
-    CheckDef(
-        name="judge",
-        summary="a Grok grader call, given the rubric and the response, answers pass "
-        "(model: the grader, default the ini grok_judge_model or --grok-model)",
-        argument="a rubric string or a mapping with 'rubric' and optional 'model'",
-        parse=parse_judge,
-        run=judge,
-        describe=describe_judge,
-        needs_grader=True,
-        takes_text=True,
-    ),
-]
-_DEFS += [
-    CheckDef(
-        name="refusal",
-        summary="the API reported a refusal (its 'refusal' field) when true; none when false",
-        argument="true or false",
-        parse=parse_refusal,
-        run=refusal,
-        describe=describe_refusal,
-        reads_text=False,
-    ),
-    CheckDef(
-        name="tool_call",
-        summary="the response holds such a tool call, its arguments including those given "
-        "(a list: every call); not_tool_call: none of them",
-        argument="a name, a mapping with 'name' and optional 'arguments', or a list of them",
-        parse=parse_tool_call,
-        run=tool_call_all,
-        describe=describe_tool_call,
-        negate=tool_call_any,
+        "tool_call", _SUMMARY["tool_call"],
+        "a name, a mapping with 'name' and optional 'arguments', or a list of them",
+        parse_tool_call, tool_call_all, describe_tool_call, negate=tool_call_any,
         reads_text=False,
     ),
 ]

@@ -15,10 +15,9 @@ from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.messages import describe_response, no_text
-from pytest_grokeval.prefetch.run import GrokRun, Job, grader_name
+from pytest_grokeval.prefetch.jobs import Job, grader_name
 from pytest_grokeval.prefetch.sampling import Plan, rate_line
-
-RUN_KEY = pytest.StashKey[GrokRun]()
+from pytest_grokeval.state import RUN_KEY, Collection
 
 
 class GrokFailure(Exception):
@@ -29,6 +28,8 @@ class SuiteFile(pytest.File):
     """A YAML file matching grok_files; collects nothing unless its top level has `cases`."""
 
     def collect(self) -> Iterator[GrokItem]:
+        """One GrokItem per case, vars choice and model; raises CollectError listing the file's
+        problems with their lines."""
         run = self.config.stash[RUN_KEY]
         try:
             suite = load_suite(
@@ -42,18 +43,21 @@ class SuiteFile(pytest.File):
         if suite is None:
             return
         judged = [c for spec in suite.items for c in spec.checks if CHECKS[c.base].needs_grader]
-        run.collected[self.path] = {
-            (name, request.sample)
-            for spec in suite.items
-            for name in [spec.name] + [grader_name(spec.name, c) for c in judged]
-            for request in spec.requests
-        }
-        run.collected_items[self.path] = {spec.name for spec in suite.items}
+        run.collection.add_file(
+            self.path,
+            {
+                (name, request.sample)
+                for spec in suite.items
+                for name in [spec.name] + [grader_name(spec.name, c) for c in judged]
+                for request in spec.requests
+            },
+            {spec.name for spec in suite.items},
+        )
         for spec in suite.items:
             nodeid = self._nodeid(spec)
             item = GrokItem.from_parent(self, name=spec.name, nodeid=nodeid, spec=spec)
             for mark in spec.marks:
-                item.add_marker(_marker(self.config, run.marks, mark))
+                item.add_marker(_marker(self.config, run.collection, mark))
             item.extra_keyword_matches.update(spec.tags)
             yield item
 
@@ -71,11 +75,10 @@ class SuiteFile(pytest.File):
         self.warn(pytest.PytestCollectionWarning(f"{display}: {reason}"))
 
 
-def _marker(config: pytest.Config, registered: set[str], mark: MarkSpec) -> pytest.MarkDecorator:
+def _marker(config: pytest.Config, collection: Collection, mark: MarkSpec) -> pytest.MarkDecorator:
     # Marks named in YAML are registered so that --strict-markers accepts them and -m finds them.
-    if mark.name not in ("skip", "xfail") and mark.name not in registered:
+    if mark.name not in ("skip", "xfail") and collection.register_mark(mark.name):
         config.addinivalue_line("markers", f"{mark.name}: set in a grokeval YAML suite")
-        registered.add(mark.name)
     decorator: pytest.MarkDecorator = getattr(pytest.mark, mark.name)
     return decorator(**mark.kwargs) if mark.kwargs else decorator
 
@@ -91,6 +94,8 @@ class GrokItem(pytest.Item):
         self._seen: list[Sample] = []
 
     def job(self) -> Job:
+        """What the prefetch must fetch for this item: its samples and the checks that stop
+        sampling."""
         spec = self.spec
         return Job(
             self.nodeid, spec.name, self.path, spec.requests, spec.checks, spec.min_pass_rate
@@ -113,16 +118,16 @@ class GrokItem(pytest.Item):
         """Check every fetched sample; a judge that gave no verdict makes this an error."""
         run = self.config.stash[RUN_KEY]
         self._seen = []
-        outcomes = run.samples(self.nodeid, self.spec.requests)
+        outcomes = run.results.samples(self.nodeid, self.spec.requests)
         for request, outcome in zip(self.spec.requests, outcomes, strict=False):
             sample = Sample(request, outcome)
             self._seen.append(sample)
             if isinstance(outcome, FetchError):
                 continue
             # The prefetch checked the samples it needed verdicts for; each check runs once.
-            graded = run.grades(self.nodeid, request.sample, self.spec.checks)
+            graded = run.results.grades(self.nodeid, request.sample, self.spec.checks)
             sample.graded = graded
-            checked = run.kept(self.nodeid, request.sample, self.spec.checks)
+            checked = run.results.kept(self.nodeid, request.sample, self.spec.checks)
             if checked is None:
                 try:
                     checked = run_checks(self.spec.checks, outcome, graded)
@@ -137,6 +142,8 @@ class GrokItem(pytest.Item):
                 pytest.fail(sample.problem, pytrace=False)
 
     def runtest(self) -> None:
+        """Check the prefetched samples; raises GrokFailure with the whole failure text when the
+        pass rate is not met or a fetch failed."""
         errors = [s.outcome for s in self._seen if isinstance(s.outcome, FetchError)]
         if errors:
             raise GrokFailure(fetch_failure(errors))
@@ -198,11 +205,13 @@ class GrokItem(pytest.Item):
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
+        """A GrokFailure is shown as its text alone, without a traceback."""
         if isinstance(excinfo.value, GrokFailure):
             return FailureRepr(str(excinfo.value))
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int, str]:
+        """(path, 0-based line of the case, 'grok case: <name>') for pytest's report headers."""
         return self.path, self.spec.line, f"grok case: {self.spec.name}"
 
 
@@ -223,6 +232,7 @@ class FailureRepr(TerminalRepr):
         self.reprcrash = _Crash(text)
 
     def toterminal(self, tw: TerminalWriter) -> None:
+        """Write the failure text line by line."""
         for line in self.text.splitlines():
             tw.line(line)
 
@@ -249,6 +259,8 @@ class Sample:
     graded: dict[str, Outcome] = field(default_factory=dict)  # grader replies by check name
 
     def to_json(self) -> dict[str, Any]:
+        """The sample as the JSON report holds it: sample, fingerprint, request, then response and
+        checks, or error."""
         data: dict[str, Any] = {
             "sample": self.request.sample,
             "fingerprint": self.request.fingerprint,

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from pytest_grokeval.collect.items import RUN_KEY, Sample, fetch_failure
-from pytest_grokeval.collect.suite import RESERVED_PARAMS
+from pytest_grokeval.collect.items import Sample, fetch_failure
+from pytest_grokeval.collect.settingkeys import RESERVED_PARAMS
 from pytest_grokeval.data import APIS, ChatRequest, Completion, FetchError
-from pytest_grokeval.prefetch.run import Job
+from pytest_grokeval.prefetch.jobs import Job
+from pytest_grokeval.state import RUN_KEY
 
 MARKER_HELP = (
     "grok(prompt=None, messages=None, system=None, model=None, params=None, api=None): fetch "

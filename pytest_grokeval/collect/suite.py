@@ -6,102 +6,35 @@ Every problem in a file is collected with its line, so that one run shows them a
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_grokeval.checks.registry import Check, ExpectError, parse_expect, takes_text
+from pytest_grokeval.collect.settingkeys import (
+    SETTING_KEYS,
+    SettingsReader,
+    SharedSettings,
+)
+from pytest_grokeval.collect.specs import CaseItemSpec, MarkSpec, Suite, SuiteError
+from pytest_grokeval.collect.variables import Message, Var, VarsReader, placeholders
 from pytest_grokeval.collect.yamlnodes import (
     Document,
     Node,
-    Validator,
     YamlSyntaxError,
     did_you_mean,
     load_documents,
 )
-from pytest_grokeval.data import APIS, ChatRequest
+from pytest_grokeval.data import ChatRequest
 
-SETTING_KEYS = (
-    "model", "api", "system", "params", "marks", "tags", "repeat", "min_pass_rate", "expect"
-)
 SUITE_KEYS = ("description", *SETTING_KEYS, "cases")
 CASE_KEYS = ("id", "description", "prompt", "messages", "vars", *SETTING_KEYS)
 MESSAGE_KEYS = ("role", "content")
 ROLES = ("system", "user", "assistant", "developer", "tool")
 
 _CASE_ONLY = {key: f"; {key!r} belongs in a case under 'cases'" for key in CASE_KEYS}
-RESERVED_PARAMS = {
-    "model": "set it with the 'model' key",
-    "messages": "use 'prompt' or 'messages'",
-    "stream": "streaming is not supported",
-    "n": "use 'repeat' for several samples",
-}
-_REJECTED_MARKS = {
-    "skipif": "conditions are not evaluated in suites; use {skip: reason}, or select with -m or -k",
-    "usefixtures": "fixtures do not apply to suite cases",
-    "parametrize": "use 'vars' to make one item per value",
-    "filterwarnings": "set filterwarnings in the pytest configuration instead",
-}
-_MARK_KEYS = {"skip": ("reason",), "xfail": ("reason", "strict")}
 _ID_FORBIDDEN = ("::", "[", "]", "/")
-# Only name-like placeholders are templates, so "{{#each}}" or "{{ a + b }}" stay literal text.
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
-_VAR_NAME = re.compile(r"[A-Za-z_]\w*")
-# Longer values, or values that would break a node id, appear in item names by index instead.
-_NAME_VALUE_LIMIT = 40
-
-
-class SuiteError(Exception):
-    """Malformed suite file: every problem found, each with its 1-based line (None if none)."""
-
-    def __init__(self, path: Path, problems: list[tuple[int | None, str]]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__(path, problems)
-
-    def format(self, display_path: str) -> str:
-        """One line per problem: ``<display_path>:<line>: <message>``."""
-        return "\n".join(
-            f"{display_path}: {message}" if line is None else f"{display_path}:{line}: {message}"
-            for line, message in self.problems
-        )
-
-    def __str__(self) -> str:
-        return self.format(str(self.path))
-
-
-@dataclass(frozen=True)
-class MarkSpec:
-    """A pytest mark from YAML: ``skip``, ``xfail`` or a custom marker name."""
-
-    name: str
-    kwargs: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CaseItemSpec:
-    """One pytest item: a case with one choice of vars and model."""
-
-    name: str
-    case_id: str
-    line: int  # 0-based, as pytest's reportinfo wants it
-    requests: tuple[ChatRequest, ...]  # one per sample
-    checks: tuple[Check, ...]
-    marks: tuple[MarkSpec, ...]
-    tags: tuple[str, ...]
-    repeat: int
-    min_pass_rate: float
-    vars: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A suite file's items, in file order."""
-
-    path: Path
-    items: tuple[CaseItemSpec, ...]
 
 
 def load_suite(
@@ -116,6 +49,8 @@ def load_suite(
 
     `default_api` is the endpoint of cases whose suite and case name none (``--grok-api``).
     A file that looks meant as a suite but is not one is passed to ``on_skip`` with the reason.
+    Raises SuiteError listing every problem of the file (unreadable, not UTF-8, bad YAML, bad
+    keys or values), each with its 1-based line.
     """
     if text is None:
         text = _read_text(path)
@@ -160,23 +95,6 @@ def _looks_like_a_suite(documents: list[Document]) -> str | None:
     return None
 
 
-def _placeholders(nodes: list[Node]) -> list[str]:
-    """The var names that ``{{name}}`` placeholders use in these values, however deep."""
-    found: dict[str, None] = {}
-    stack = list(nodes)
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:  # aliases share nodes
-            continue
-        seen.add(id(node))
-        if isinstance(node.value, str):
-            found.update(dict.fromkeys(_PLACEHOLDER.findall(node.value)))
-        stack.extend(node.fields.values())
-        stack.extend(node.items)
-    return list(found)
-
-
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
     try:
@@ -186,65 +104,6 @@ def _read_text(path: Path) -> str:
         raise SuiteError(path, [(line, f"not UTF-8 text: {exc.reason}")]) from None
 
 
-@dataclass
-class _Settings:
-    """The keys a suite and its cases share; None or empty where not given."""
-
-    models: tuple[str, ...] | None = None
-    model_list: bool = False
-    api: str | None = None
-    system: Node | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    marks: list[MarkSpec] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    repeat: int | None = None
-    min_pass_rate: float | None = None
-    expect: Node | None = None
-
-    def over(self, suite: _Settings) -> _Settings:
-        """A case's settings on top of its suite's (``system`` and ``expect`` are the caller's)."""
-        return _Settings(
-            models=self.models or suite.models,
-            model_list=self.model_list if self.models else suite.model_list,
-            api=self.api or suite.api,
-            params={**suite.params, **self.params},
-            marks=[*suite.marks, *self.marks],
-            tags=list(dict.fromkeys([*suite.tags, *self.tags])),
-            repeat=self.repeat or suite.repeat,
-            min_pass_rate=suite.min_pass_rate if self.min_pass_rate is None else self.min_pass_rate,
-        )
-
-
-@dataclass(frozen=True)
-class _Message:
-    """A message of a case before its placeholders are filled."""
-
-    role: str
-    content: Node
-    label: str  # how problems name it: "prompt of case 'x'"
-
-
-@dataclass(frozen=True)
-class _Var:
-    """One entry of a case's ``vars``; a scalar is a list of one that adds nothing to names."""
-
-    name: str
-    values: tuple[str, ...]
-    is_list: bool
-
-    def name_part(self, index: int) -> str | None:
-        if not self.is_list:
-            return None
-        value = self.values[index]
-        if (
-            len(value) > _NAME_VALUE_LIMIT
-            or not value.isprintable()
-            or re.search(r"::|\[|]", value)
-        ):
-            return f"{self.name}{index}"  # pytest's style for unnamed values
-        return f"{self.name}={value}"
-
-
 @dataclass(frozen=True)
 class _Case:
     """A validated case, ready to expand into items."""
@@ -252,13 +111,13 @@ class _Case:
     id: str
     where: str  # how problems name it: "case 'x'"
     line: int
-    settings: _Settings
-    turns: list[_Message]
-    variables: list[_Var]
+    settings: SharedSettings
+    turns: list[Message]
+    variables: list[Var]
     expect: dict[Any, tuple[Node, int, str]]  # check name -> (argument, key line, label)
 
 
-class _Reader(Validator):
+class _Reader(SettingsReader, VarsReader):
     """Validates one suite document, collecting problems instead of stopping at the first."""
 
     def __init__(self, path: Path, default_model: str, default_api: str = "chat") -> None:
@@ -278,7 +137,9 @@ class _Reader(Validator):
         seen_ids: dict[str, int] = {}
         return [item for case in cases.items for item in self.case(case, defaults, seen_ids)]
 
-    def case(self, node: Node, suite: _Settings, seen_ids: dict[str, int]) -> list[CaseItemSpec]:
+    def case(
+        self, node: Node, suite: SharedSettings, seen_ids: dict[str, int]
+    ) -> list[CaseItemSpec]:
         """Validate one case, then expand it into one item per choice of vars and model."""
         if not isinstance(node.value, dict):
             self.wrong(node, "each case", "a mapping with an 'id'")
@@ -306,7 +167,7 @@ class _Reader(Validator):
         if system is None and not has_system_message:  # else the case's own message replaces it
             system, label = suite.system, f"suite system used by {where}"
         if system is not None and system.value:  # an empty system text means none
-            turns.insert(0, _Message("system", system, label))
+            turns.insert(0, Message("system", system, label))
         case = _Case(case_id, where, node.line, own.over(suite), turns, variables, expect)
         return self.expand(case)
 
@@ -320,7 +181,7 @@ class _Reader(Validator):
         items: list[CaseItemSpec] = []
         names: set[str] = set()
         # Checks depend only on the vars their arguments name: parsed once per choice of those.
-        used = _placeholders([node for node, _, _ in case.expect.values()])
+        used = placeholders([node for node, _, _ in case.expect.values()])
         parsed: dict[tuple[str, ...], tuple[Check, ...] | None] = {}
         indexes = [range(len(var.values)) for var in case.variables]
         for choice in itertools.product(*indexes):
@@ -393,7 +254,7 @@ class _Reader(Validator):
             return case_id
         return None
 
-    def turns(self, node: Node, where: str) -> list[_Message] | None:
+    def turns(self, node: Node, where: str) -> list[Message] | None:
         """The case's conversation before vars are filled in: its prompt, or its messages."""
         prompt, messages = node.get("prompt"), node.get("messages")
         if prompt is not None and messages is not None:
@@ -403,7 +264,7 @@ class _Reader(Validator):
         if prompt is not None:
             if self.string(prompt, f"'prompt' of {where}", nonempty=True) is None:
                 return None
-            return [_Message("user", prompt, f"prompt of {where}")]
+            return [Message("user", prompt, f"prompt of {where}")]
         if messages is None:
             self.problem(node.line, f"{where} has neither 'prompt' nor 'messages'")
             return None
@@ -417,7 +278,7 @@ class _Reader(Validator):
         ]
         return [turn for turn in turns if turn is not None] if len(self.problems) == start else None
 
-    def turn(self, entry: Node, label: str) -> _Message | None:
+    def turn(self, entry: Node, label: str) -> Message | None:
         if not isinstance(entry.value, dict):
             self.wrong(entry, label, "a mapping with 'role' and 'content'")
             return None
@@ -434,82 +295,7 @@ class _Reader(Validator):
             self.problem(role_node.line, f"role {role!r} of {label} must be one of {roles}{hint}")
         if self.string(content, f"content of {label}") is None or role is None:
             return None
-        return _Message(role, content, label)
-
-    def vars(self, node: Node, where: str) -> list[_Var] | None:
-        vars_node = node.get("vars")
-        if vars_node is None:
-            return []
-        if not isinstance(vars_node.value, dict):
-            self.wrong(vars_node, f"'vars' of {where}", "a mapping of var name to value")
-            return None
-        start = len(self.problems)
-        variables: list[_Var] = []
-        for name, value in vars_node.fields.items():
-            if not isinstance(name, str) or not _VAR_NAME.fullmatch(name):
-                line = vars_node.key_lines[name]
-                rule = "letters, digits and underscores, not starting with a digit"
-                self.problem(line, f"var name {name!r} of {where} must be {rule}")
-                continue
-            what = f"var {name!r} of {where}"
-            if not isinstance(value.value, list):
-                if (text := self.var_value(value, what)) is not None:
-                    variables.append(_Var(name, (text,), is_list=False))
-                continue
-            if not value.items:
-                self.wrong(value, what, "a value or a non-empty list of values")
-            texts: dict[str, None] = {}  # ordered, and a set for the duplicate test
-            for item in value.items:
-                text = self.var_value(item, f"each value of {what}")
-                if text is not None and text in texts:
-                    self.problem(item.line, f"{what} lists {text!r} twice")
-                elif text is not None:
-                    texts[text] = None
-            variables.append(_Var(name, tuple(texts), is_list=True))
-        return variables if len(self.problems) == start else None
-
-    def var_value(self, node: Node, what: str) -> str | None:
-        # Any scalar counts, as written: `1.10` stays "1.10" and `yes` stays "yes".
-        if node.text is None or node.value is None:
-            self.wrong(node, what, "a string or a number")
-            return None
-        return node.text
-
-    def fill(
-        self, node: Node, chosen: Mapping[str, str] | None, label: str, *, text: bool = False
-    ) -> Any:
-        """Plain data with ``{{name}}`` placeholders filled in every string, however deep.
-
-        With ``chosen`` None the placeholders are left alone and not checked. With ``text``,
-        scalars are the text as written (``1.10``, ``12:30``), and a bool, null or date is a
-        problem that asks for quotes.
-        """
-        value = node.value
-        if isinstance(value, dict):
-            return {
-                key: self.fill(child, chosen, label, text=text)
-                for key, child in node.fields.items()
-            }
-        if isinstance(value, list) and len(node.items) == len(value):
-            return [self.fill(child, chosen, label, text=text) for child in node.items]
-        if text and not isinstance(value, str):
-            if isinstance(value, int | float) and not isinstance(value, bool) and node.text:
-                return node.text  # YAML 1.1 reads 12:30 as 750 and 1.10 as 1.1
-            self.string(node, label)
-            return value
-        if not isinstance(value, str) or chosen is None:
-            return value
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name in chosen:
-                return chosen[name]
-            known = f"vars are: {', '.join(chosen)}" if chosen else "the case has no 'vars'"
-            self.problem(node.line, f"unknown var {name!r} in {label}; {known}")
-            return match.group(0)
-
-        return _PLACEHOLDER.sub(replace, value)
-
+        return Message(role, content, label)
     def labelled(
         self, expect: Node | None, label: str, where: str
     ) -> dict[Any, tuple[Node, int, str]]:
@@ -538,146 +324,11 @@ class _Reader(Validator):
                 self.problem(line, str(exc))
         return tuple(checks) if len(self.problems) == start else None
 
-    # -- keys shared by the suite and its cases -----------------------------------------------
 
-    def settings(self, node: Node, where: str) -> _Settings:
-        settings = _Settings()
-        if (model := node.get("model")) is not None:
-            settings.models = self.models(model, where)
-            settings.model_list = isinstance(model.value, list)
-        if (api := node.get("api")) is not None:
-            settings.api = self.api(api, where)
-        system = node.get("system")
-        if system is not None and self.string(system, f"'system' of {where}") is not None:
-            settings.system = system
-        if (params := node.get("params")) is not None:
-            settings.params = self.params(params, where)
-        if (marks := node.get("marks")) is not None:
-            settings.marks = self.marks(marks, where)
-        if (tags := node.get("tags")) is not None:
-            settings.tags = self.tags(tags, where)
-        if (repeat := node.get("repeat")) is not None:
-            settings.repeat = self.repeat(repeat, where)
-        if (rate := node.get("min_pass_rate")) is not None:
-            settings.min_pass_rate = self.min_pass_rate(rate)
-        if (expect := node.get("expect")) is not None:
-            if isinstance(expect.value, dict):
-                settings.expect = expect
-            else:
-                self.wrong(expect, f"'expect' of {where}", "a mapping of check name to argument")
-        return settings
-
-    def models(self, node: Node, where: str) -> tuple[str, ...] | None:
-        what = f"'model' of {where}"
-        if not isinstance(node.value, list):
-            name = self.string(node, what, nonempty=True)
-            return None if name is None else (name,)
-        if not node.items:
-            self.wrong(node, what, "a model name or a non-empty list of names")
-        start = len(self.problems)
-        names: list[str] = []
-        for item in node.items:
-            name = self.string(item, f"each model of {where}", nonempty=True)
-            if name is not None and name in names:
-                self.problem(item.line, f"model {name!r} is listed twice in {where}")
-            elif name is not None:
-                names.append(name)
-        return tuple(names) if names and len(self.problems) == start else None
-
-    def api(self, node: Node, where: str) -> str | None:
-        name = self.string(node, f"'api' of {where}", nonempty=True)
-        if name is not None and name not in APIS:
-            hint = did_you_mean(name, APIS)
-            message = f"'api' of {where} must be chat or responses, got {name!r}{hint}"
-            self.problem(node.line, message)
-            return None
-        return name
-
-    def params(self, node: Node, where: str) -> dict[str, Any]:
-        if not isinstance(node.value, dict):
-            self.wrong(node, f"'params' of {where}", "a mapping")
-            return {}
-        params: dict[str, Any] = {}
-        for key, child in node.fields.items():
-            line = node.key_lines[key]
-            if not isinstance(key, str):
-                self.wrong(Node(key, line), f"each param name of {where}", "a string")
-            elif key in RESERVED_PARAMS:
-                reason = RESERVED_PARAMS[key]
-                self.problem(line, f"'params' of {where} cannot set {key!r}; {reason}")
-            elif self.json_data(child, f"param {key!r} of {where}"):
-                params[key] = child.value
-        return params
-
-    def marks(self, node: Node, where: str) -> list[MarkSpec]:
-        if not isinstance(node.value, list):
-            self.wrong(node, f"'marks' of {where}", "a list of marks")
-            return []
-        return [mark for entry in node.items if (mark := self.mark(entry, where)) is not None]
-
-    def mark(self, entry: Node, where: str) -> MarkSpec | None:
-        """One mark: ``slow``, ``{skip: reason}``, ``{xfail: {reason: r, strict: true}}``."""
-        name: Any = entry.value
-        line, arg = entry.line, None
-        if isinstance(entry.value, dict) and len(entry.fields) == 1:
-            [(name, arg)] = entry.fields.items()
-            line = entry.key_lines[name]
-        elif not isinstance(entry.value, str):
-            expected = "a marker name or a one-key mapping such as {skip: reason}"
-            self.wrong(entry, f"each mark of {where}", expected)
-            return None
-        if not isinstance(name, str) or not name.isidentifier():
-            self.problem(line, f"mark name {name!r} of {where} must be a Python identifier")
-            return None
-        if name in _REJECTED_MARKS:
-            self.problem(line, f"mark {name!r} is not supported in suites; {_REJECTED_MARKS[name]}")
-            return None
-        if arg is None or arg.value is None:
-            return MarkSpec(name, {})
-        what, allowed = f"the {name!r} mark of {where}", _MARK_KEYS.get(name)
-        if allowed is not None and isinstance(arg.value, str):
-            return MarkSpec(name, {"reason": arg.value})
-        if not isinstance(arg.value, dict):
-            self.wrong(
-                arg, what, "a reason or a mapping such as {reason: ...}" if allowed else "a mapping"
-            )
-            return None
-        start = len(self.problems)
-        if allowed is None:
-            self.json_data(arg, f"arguments of {what}")
-        else:
-            self.unknown_keys(arg, allowed, f"in {what}")
-            if (reason := arg.get("reason")) is not None:
-                self.string(reason, f"reason of {what}")
-            strict = arg.get("strict")
-            if strict is not None and not isinstance(strict.value, bool):
-                self.wrong(strict, f"'strict' of {what}", "true or false")
-        return MarkSpec(name, dict(arg.value)) if len(self.problems) == start else None
-
-    def tags(self, node: Node, where: str) -> list[str]:
-        if not isinstance(node.value, list):
-            self.wrong(node, f"'tags' of {where}", "a list of strings")
-            return []
-        what = f"each tag of {where}"
-        return [tag for item in node.items if (tag := self.string(item, what, nonempty=True))]
-
-    def repeat(self, node: Node, where: str) -> int | None:
-        value = node.value
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        self.wrong(node, f"'repeat' of {where}", "a whole number of at least 1")
-        return None
-
-    def min_pass_rate(self, node: Node) -> float | None:
-        value = node.value
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            self.wrong(node, "min_pass_rate", "a number between 0 and 1")
-        elif not 0 <= value <= 1:  # also false for nan
-            self.problem(node.line, f"min_pass_rate must be between 0 and 1, got {value!r}")
-        else:
-            return float(value)
-        return None
-
-    def description(self, node: Node, where: str) -> None:
-        if (description := node.get("description")) is not None:
-            self.string(description, f"'description' of {where}")
+__all__ = [
+    "CaseItemSpec",
+    "MarkSpec",
+    "Suite",
+    "SuiteError",
+    "load_suite",
+]

@@ -68,6 +68,7 @@ class Ledger:
         return None
 
     def sent(self) -> None:
+        """One attempt has gone out."""
         self.spending.attempts += 1
 
     def lost(self, request: ChatRequest) -> None:
@@ -86,6 +87,7 @@ class Ledger:
             s.possible_cost_usd += estimate
 
     def received(self, request: ChatRequest, completion: Completion) -> None:
+        """A response arrived: its tokens and cost (US dollars) are added, or counted as unknown."""
         s = self.spending
         if completion.usage is None:
             s.no_usage += 1

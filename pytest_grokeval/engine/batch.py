@@ -11,29 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from types import TracebackType
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_grokeval.data import ChatRequest, FetchError, Outcome, canonical_json
+from pytest_grokeval.engine.batchrules import (
+    RESUME,
+    UNBATCHABLE,
+    BatchStop,
+    field,
+    read_result,
+    refuse_responses,
+    refuse_unbatchable,
+)
 from pytest_grokeval.engine.batchstore import Batch, Cache, Stored
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, ResultCallback
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
-from pytest_grokeval.engine.pricing import TICKS_PER_USD, cost_from_usage
-from pytest_grokeval.engine.wire import parse_completion
+from pytest_grokeval.engine.pricing import TICKS_PER_USD
 
 if TYPE_CHECKING:
     import openai
 
-# xAI: "Model grok-4.5 is not supported for batch processing" (live, 2026-07); the model cards
-# of 4.6, 4.7 and Grok Build mark Batch unavailable (shared research notes §1.1).
-UNBATCHABLE = frozenset(
-    {"grok-4.5", "grok-4.5-latest", "grok-4.6", "grok-4.7", "grok-build-0.1", "grok-code-fast-1"}
-)
 # xAI's limits: 25 MB per add call and 100 add calls per rolling 30 s; a margin below both.
 ADD_BYTES = 24 * 1024 * 1024
 ADD_COUNT = 1000
@@ -46,39 +47,6 @@ POLL_MAX = 30.0
 # The requests asked for at the start all arrive within one turn of the loop; this bounds the
 # wait for the ones that do not (a job that first reads a recording, say).
 GATHER_IDLE = 0.2
-RESUME = (
-    "resume with `pytest --grok-batch` (same selection), "
-    "or cancel with `pytest --grok-batch-cancel`"
-)
-
-
-class BatchStop(FatalAPIError):
-    """Batch mode cannot go on (a refused model, a cancelled batch): the run stops, saying why."""
-
-    def __init__(self, message: str) -> None:
-        Exception.__init__(self, message)
-        self.error = FetchError(message, kind="fatal")
-
-
-def refuse_unbatchable(models: Iterable[str]) -> None:
-    """Raise BatchStop naming the models xAI does not batch, before anything is created."""
-    refused = sorted(set(models) & UNBATCHABLE)
-    if refused:
-        names = ", ".join(repr(m) for m in refused)
-        raise BatchStop(
-            f"--grok-batch: xAI's Batch API does not take {names}; nothing was sent. "
-            "Run those cases without --grok-batch (deselect them with -k), or use another model"
-        )
-
-
-def refuse_responses(requests: Iterable[ChatRequest]) -> None:
-    """Raise BatchStop when a request is for the Responses API: batch mode sends chat only."""
-    if any(request.api == "responses" for request in requests):
-        raise BatchStop(
-            "--grok-batch sends Chat Completions only, and some selected cases use "
-            "api: responses; nothing was sent. Run them without --grok-batch, or with api: chat"
-        )
-
 
 class BatchEngine(Engine):
     """Sends a run's requests as batches; `fetch` resolves when a request's result is read.
@@ -127,12 +95,8 @@ class BatchEngine(Engine):
         self._runner = asyncio.ensure_future(self._guarded())
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        # Whatever stopped the run, the same: unread results are cancelled and reported.
         runner = self._runner
         if runner is not None:
             runner.cancel()
@@ -257,7 +221,7 @@ class BatchEngine(Engine):
             await asyncio.sleep(max(0.0, self._created_at + CREATE_INTERVAL - time.monotonic()))
             self._created_at = time.monotonic()
             data = await self._call(client.post, "/batches", body={"name": name})
-            batch = Batch(role, str(_field(data, "batch_id")))
+            batch = Batch(role, str(field(data, "batch_id")))
             self._say(f"grokeval: created batch {batch.batch_id} ({role}); {RESUME}")
         self.batches[role] = batch
         self._stored.save(self.batches.values())
@@ -315,7 +279,7 @@ class BatchEngine(Engine):
     async def _read(self, client: openai.AsyncOpenAI, batch: Batch) -> int:
         """Read the batch's state and every new result page; return how many results came."""
         state = await self._call(client.get, f"/batches/{batch.batch_id}")
-        counts = _field(state, "state") if isinstance(state, dict) else {}
+        counts = field(state, "state") if isinstance(state, dict) else {}
         if isinstance(counts, dict):
             batch.pending = int(counts.get("num_pending") or 0)
             batch.succeeded = int(counts.get("num_success") or 0)
@@ -346,39 +310,10 @@ class BatchEngine(Engine):
             return 0
         request = self._requests[rid]
         latency = (time.monotonic() - self._added_at.get(rid, time.monotonic())) * 1000
-        outcome = self._outcome(item.get("batch_result"), latency)
-        self.stats.done += 1
-        if isinstance(outcome, FetchError):
-            self.stats.failed += 1
-        else:
-            self._ledger.received(request, outcome)
-            self.stats.latencies_ms.append(outcome.latency_ms)
-        if self._on_result is not None:
-            self._on_result(request, outcome)
-        future.set_result(outcome)
+        outcome, estimated = read_result(item.get("batch_result"), latency, self.settings.prices)
+        self.estimated += estimated
+        future.set_result(self._finish(request, outcome))
         return 1
-
-    def _outcome(self, result: Any, latency_ms: float) -> Outcome:
-        response = result.get("response") if isinstance(result, dict) else None
-        body = response.get("chat_get_completion") if isinstance(response, dict) else None
-        if body is None:
-            error = result.get("error") if isinstance(result, dict) else None
-            message = error.get("message") if isinstance(error, dict) else error
-            return FetchError(f"the batch answered with an error: {message or result!r}")
-        try:
-            completion = parse_completion(body, latency_ms, prices=self.settings.prices)
-        except ValueError as exc:
-            return FetchError(f"malformed batch result: {exc}", kind="malformed")
-        usage = body.get("usage") if isinstance(body, dict) else None
-        cost = completion.cost_usd
-        if not (isinstance(usage, dict) and isinstance(usage.get("cost_in_usd_ticks"), int)):
-            # No ticks: the list price halved, the Batch API's documented discount.
-            listed = cost_from_usage(
-                completion.model, completion.usage, None, self.settings.prices
-            )
-            self.estimated += listed is not None
-            cost = None if listed is None else listed / 2
-        return dataclasses.replace(completion, cost_usd=cost, via="batch")
 
     def _expire(self) -> None:
         """--grok-batch-wait is over: what is still unread fails, naming its batch."""
@@ -430,10 +365,10 @@ class BatchEngine(Engine):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _field(data: Any, name: str) -> Any:
-    if not isinstance(data, dict) or name not in data:
-        raise FatalAPIError(
-            FetchError(f"the Batch API answered without {name!r}: {str(data)[:200]!r}"),
-            "check --grok-base-url",
-        )
-    return data[name]
+__all__ = [
+    "UNBATCHABLE",
+    "BatchEngine",
+    "BatchStop",
+    "refuse_responses",
+    "refuse_unbatchable",
+]

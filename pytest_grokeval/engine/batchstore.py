@@ -19,9 +19,11 @@ CACHE_KEY = "grokeval/batch"
 class Cache(Protocol):
     """pytest's `config.cache`, as far as batch mode uses it."""
 
-    def get(self, key: str, default: Any) -> Any: ...
+    def get(self, key: str, default: Any) -> Any:
+        """The value stored under `key`, or `default`."""
 
-    def set(self, key: str, value: object) -> None: ...
+    def set(self, key: str, value: object) -> None:
+        """Store a JSON-serialisable `value` under `key`."""
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Batch:
     ticks: int = 0  # the batch's cost_breakdown so far (1 USD = 1e10 ticks)
 
     def to_json(self) -> dict[str, Any]:
+        """{id, added (sorted request ids), token}, as pytest's cache keeps it."""
         return {"id": self.batch_id, "added": sorted(self.added), "token": self.token}
 
 
@@ -74,6 +77,8 @@ class Stored:
         )
 
     def save(self, batches: Iterable[Batch]) -> None:
+        """Keep the run's batches in pytest's cache, by role, under the run's request-set key;
+        nothing without a cache."""
         if self.cache is None:
             return
         stored = self.cache.get(CACHE_KEY, {})

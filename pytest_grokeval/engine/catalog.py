@@ -116,6 +116,7 @@ class Catalog:
         return cls(models)
 
     def find(self, name: str) -> ModelInfo | None:
+        """The model with this id or alias, or None."""
         return self._names.get(name)
 
     def default_efforts(self) -> dict[str, str]:

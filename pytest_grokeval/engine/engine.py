@@ -39,6 +39,8 @@ TIMEOUT_RETRIES = 1
 
 @dataclass(frozen=True)
 class EngineSettings:
+    """How the engine sends: endpoint, key, concurrency, timeout (seconds), retries, rpm/tpm
+    limits, max cost (US dollars), backoff base (seconds) and extra prices."""
     base_url: str
     api_key: str
     max_concurrent: int = 4

@@ -47,30 +47,24 @@ def responses_body(request: ChatRequest) -> dict[str, Any]:
         if name == "reasoning_effort":
             body["reasoning"] = {**body.get("reasoning", {}), "effort": value}
         elif name == "response_format":
-            body["text"] = {"format": _text_format(value)}
+            body["text"] = {"format": _flattened(value, "json_schema")}
         elif name == "tools" and isinstance(value, list):
-            body["tools"] = [_tool(tool) for tool in value]
+            body["tools"] = [_flattened(tool, "function") for tool in value]
         else:
             body[_RENAMED.get(name, name)] = value
     return body
 
 
-def _text_format(value: Any) -> Any:
-    """Chat's ``{type: json_schema, json_schema: {name, schema}}`` is flat in Responses."""
-    if isinstance(value, dict) and value.get("type") == "json_schema":
-        inner = value.get("json_schema")
+def _flattened(value: Any, kind: str) -> Any:
+    """Chat's ``{type: kind, kind: {...}}`` is flat in Responses: ``{type: kind, ...}``.
+
+    Used for ``response_format`` (kind json_schema) and each of ``tools`` (kind function).
+    """
+    if isinstance(value, dict) and value.get("type") == kind:
+        inner = value.get(kind)
         if isinstance(inner, dict):
-            return {"type": "json_schema", **inner}
+            return {"type": kind, **inner}
     return value
-
-
-def _tool(tool: Any) -> Any:
-    """Chat's ``{type: function, function: {name, ...}}`` is flat in Responses."""
-    if isinstance(tool, dict) and tool.get("type") == "function":
-        inner = tool.get("function")
-        if isinstance(inner, dict):
-            return {"type": "function", **inner}
-    return tool
 
 
 def sent_effort(request: ChatRequest) -> str | None:

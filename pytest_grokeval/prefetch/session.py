@@ -8,11 +8,12 @@ import pytest
 
 from pytest_grokeval import xdist
 from pytest_grokeval.collect import marker
-from pytest_grokeval.collect.items import RUN_KEY, GrokItem, statically_skipped
+from pytest_grokeval.collect.items import GrokItem, statically_skipped
 from pytest_grokeval.data import FetchError
 from pytest_grokeval.engine.errors import FatalAPIError
 from pytest_grokeval.prefetch.run import BudgetExceeded, CatalogError, GrokRun, Job
 from pytest_grokeval.report.terminal import Progress
+from pytest_grokeval.state import RUN_KEY
 
 
 def will_run_tests(session: pytest.Session) -> bool:
@@ -36,7 +37,8 @@ def prefetch_session(session: pytest.Session) -> str | None:
         return xdist.fetch_once(run, directory, lambda: _fetch(run, jobs, None))
     except xdist.FetcherLost as exc:
         lost = FetchError(str(exc), kind="leader")
-        run.outcomes.update({(job.key, r.sample): lost for job in jobs for r in job.requests})
+        lost_all = {(job.key, r.sample): lost for job in jobs for r in job.requests}
+        run.results.outcomes.update(lost_all)
         return None
 
 
@@ -44,9 +46,7 @@ def jobs_for(session: pytest.Session, run: GrokRun) -> list[Job]:
     """The jobs of the selected suite items and marked tests that will not be skipped."""
     items = [i for i in session.items if isinstance(i, GrokItem)]
     marked = [i for i in session.items if i.get_closest_marker("grok") is not None]
-    run.items = len(items) + len(marked)
-    for item in items:
-        run.selected.setdefault(item.path, set()).add(item.name)
+    run.collection.select(((item.path, item.name) for item in items), len(items) + len(marked))
     jobs = [item.job() for item in items if not statically_skipped(item)]
     for test in marked:
         if statically_skipped(test):

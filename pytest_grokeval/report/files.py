@@ -13,7 +13,7 @@ import pytest
 
 from pytest_grokeval import __version__, xdist
 from pytest_grokeval.collect import marker
-from pytest_grokeval.collect.items import RUN_KEY, GrokItem
+from pytest_grokeval.collect.items import GrokItem
 from pytest_grokeval.data import Usage
 from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.recordings.store import write_atomic
@@ -27,6 +27,7 @@ from pytest_grokeval.report.schema import (
     load_report,
 )
 from pytest_grokeval.report.terminal import percentile
+from pytest_grokeval.state import RUN_KEY
 
 __all__ = ["REPORT_SCHEMA", "ReportsPlugin", "build_document", "register"]
 

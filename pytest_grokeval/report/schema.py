@@ -16,6 +16,14 @@ _INT = {"type": "integer", "minimum": 0}
 _NUMBER_OR_NULL = {"type": ["number", "null"], "minimum": 0}
 _STRING_OR_NULL = {"type": ["string", "null"]}
 _OUTCOME_OR_NULL = {"enum": [*OUTCOMES, None]}
+_STRING = {"type": "string"}
+_BOOL = {"type": "boolean"}
+
+
+def _record(**properties: Any) -> dict[str, Any]:
+    """A JSON object whose properties are all required."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
 
 # Consumers must ignore keys they do not know: later versions 1.x only add keys, and anything
 # that removes or changes a key bumps "version". Hence no additionalProperties: false below.
@@ -110,23 +118,13 @@ REPORT_SCHEMA: dict[str, Any] = {
                     "description": "the sum of known costs, grader replies included",
                 },
                 "cost_unknown": {**_INT, "description": "responses of unknown cost"},
-                "judge": {
-                    "type": "object",
-                    "required": ["responses", "tokens", "cost_usd"],
-                    "properties": {
-                        "responses": _INT,
-                        "tokens": {"$ref": "#/$defs/tokens"},
-                        "cost_usd": {"type": "number", "minimum": 0},
-                    },
-                },
+                "judge": _record(
+                    responses=_INT,
+                    tokens={"$ref": "#/$defs/tokens"},
+                    cost_usd={"type": "number", "minimum": 0},
+                ),
                 "requests": {"$ref": "#/$defs/requests"},
-                "latency_ms": {
-                    "type": "object",
-                    "required": ["p50", "p95", "max"],
-                    "properties": {
-                        "p50": _NUMBER_OR_NULL, "p95": _NUMBER_OR_NULL, "max": _NUMBER_OR_NULL,
-                    },
-                },
+                "latency_ms": _record(**dict.fromkeys(("p50", "p95", "max"), _NUMBER_OR_NULL)),
                 "suites": {
                     "type": "array",
                     "items": {
@@ -182,15 +180,11 @@ REPORT_SCHEMA: dict[str, Any] = {
             "properties": {
                 "sample": _INT,
                 "fingerprint": {"type": "string"},
-                "request": {
-                    "type": "object",
-                    "required": ["model", "messages", "params"],
-                    "properties": {
-                        "model": {"type": "string"},
-                        "messages": {"type": "array", "items": {"type": "object"}},
-                        "params": {"type": "object"},
-                    },
-                },
+                "request": _record(
+                    model=_STRING,
+                    messages={"type": "array", "items": {"type": "object"}},
+                    params={"type": "object"},
+                ),
                 "response": {"$ref": "#/$defs/response"},
                 "error": {"$ref": "#/$defs/error"},
                 "checks": {"type": "array", "items": {"$ref": "#/$defs/check"}},
@@ -198,14 +192,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "judge": {
                     "type": "array",
                     "description": "the grader replies of this sample's judge checks",
-                    "items": {
-                        "type": "object",
-                        "required": ["check", "response"],
-                        "properties": {
-                            "check": {"type": "string"},
-                            "response": {"$ref": "#/$defs/response"},
-                        },
-                    },
+                    "items": _record(check=_STRING, response={"$ref": "#/$defs/response"}),
                 },
             },
             # A sample either got a response, which was checked, or an error.
@@ -217,9 +204,9 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "text", "finish_reason", "model", "usage", "latency_ms", "cost_usd", "replayed",
             ],
             "properties": {
-                "text": {"type": "string"},
+                "text": _STRING,
                 "finish_reason": _STRING_OR_NULL,
-                "model": {"type": "string"},
+                "model": _STRING,
                 "usage": {
                     "type": ["object", "null"],
                     "description": "null when the API reported no valid usage: tokens unknown",
@@ -239,36 +226,15 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "tool_calls": {
                     "type": "array",
                     "description": "the tool calls the model asked for, when any",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "arguments"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "arguments": {"description": "decoded JSON, or the text if not JSON"},
-                        },
-                    },
+                    "items": _record(
+                        name=_STRING,
+                        arguments={"description": "decoded JSON, or the text if not JSON"},
+                    ),
                 },
             },
         },
-        "error": {
-            "type": "object",
-            "required": ["message", "status", "kind"],
-            "properties": {
-                "message": {"type": "string"},
-                "status": {"type": ["integer", "null"]},
-                "kind": {"type": "string"},
-            },
-        },
-        "check": {
-            "type": "object",
-            "required": ["name", "passed", "expected", "got"],
-            "properties": {
-                "name": {"type": "string"},
-                "passed": {"type": "boolean"},
-                "expected": {"type": "string"},
-                "got": {"type": "string"},
-            },
-        },
+        "error": _record(message=_STRING, status={"type": ["integer", "null"]}, kind=_STRING),
+        "check": _record(name=_STRING, passed=_BOOL, expected=_STRING, got=_STRING),
         "change": {
             "type": "object",
             "required": ["id", "before", "after"],
@@ -279,11 +245,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "samples": {
                     "type": "array",
                     "description": "changed responses only: each changed sample's old text",
-                    "items": {
-                        "type": "object",
-                        "required": ["sample", "previous"],
-                        "properties": {"sample": _INT, "previous": {"type": "string"}},
-                    },
+                    "items": _record(sample=_INT, previous=_STRING),
                 },
             },
         },
@@ -293,8 +255,8 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "path", "created", "regressions", "fixes", "new", "removed", "changed",
             ],
             "properties": {
-                "path": {"type": "string"},
-                "created": {"type": "string"},
+                "path": _STRING,
+                "created": _STRING,
                 **{
                     key: {"type": "array", "items": {"$ref": "#/$defs/change"}}
                     for key in ("regressions", "fixes", "new", "removed", "changed")

@@ -11,7 +11,7 @@ import pytest
 from pytest_grokeval.engine.engine import EngineStats
 from pytest_grokeval.messages import plural
 from pytest_grokeval.options import Settings
-from pytest_grokeval.prefetch.run import Counts
+from pytest_grokeval.state import Counts
 
 # pytest's own "collecting ..." line refreshes at this rate.
 PROGRESS_INTERVAL = 0.5
@@ -48,6 +48,7 @@ class Progress:
         self._shown = False
 
     def update(self, stats: EngineStats) -> None:
+        """Show the engine's counters on the live line."""
         self.show(self._line(stats))
 
     def show(self, line: str) -> None:
@@ -65,24 +66,27 @@ class Progress:
         """A line the user must see even under -q (a batch id, how to resume)."""
         if self._always is None:
             return
-        if self._shown:
-            self._always.rewrite("", erase=True)
-            self._always.write("\r")
-            self._shown = False
+        self._clear(self._always)
         self._always.write_line(text)
 
     def finish(self, stats: EngineStats) -> None:
+        """The final line: requests fetched, seconds taken, retries and failures."""
         if self._reporter is None:
             return
-        if self._shown:
-            self._reporter.rewrite("", erase=True)
-            self._reporter.write("\r")
+        self._clear(self._reporter)
         elapsed = time.monotonic() - stats.started
         failed = f", {stats.failed} failed" if stats.failed else ""
         self._reporter.write_line(
             f"grokeval: fetched {stats.done}/{plural(stats.total, 'request')} in {elapsed:.1f}s "
             f"({plural(stats.retried, 'retry', 'retries')}{failed})"
         )
+
+    def _clear(self, writer: pytest.TerminalReporter) -> None:
+        """Erase the live line, if one is shown, so that the next text starts a clean line."""
+        if self._shown:
+            writer.rewrite("", erase=True)
+            writer.write("\r")
+            self._shown = False
 
     @staticmethod
     def _line(stats: EngineStats) -> str:
@@ -97,6 +101,8 @@ class Progress:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (1 to 100) of `values`, inclusive method; the value itself for one
+    value. Raises statistics.StatisticsError when `values` is empty."""
     ordered = sorted(values)
     if len(ordered) == 1:
         return ordered[0]
@@ -130,13 +136,18 @@ def spending_lines(stats: EngineStats, counts: Counts) -> list[str]:
     )
     lines.append(f"{tokens}; cost ${stats.cost_usd:.6f}{possible}")
     if counts.judge_calls:
-        judged = f", {counts.judge_unknown} of unknown cost" if counts.judge_unknown else ""
-        lines.append(
-            f"  of which judge: {plural(counts.judge_calls, 'grader call')}, "
-            f"{counts.judge_prompt_tokens:,} in, {counts.judge_output_tokens:,} out; "
-            f"cost ${counts.judge_cost_usd:.6f}{judged}"
-        )
+        lines.append(_judge_line(counts))
     return lines
+
+
+def _judge_line(counts: Counts) -> str:
+    """The judge's share of the spending: grader calls, tokens in and out, US dollars."""
+    unknown = counts.judge_unknown
+    return (
+        f"  of which judge: {plural(counts.judge_calls, 'grader call')}, "
+        f"{counts.judge_prompt_tokens:,} in, {counts.judge_output_tokens:,} out; "
+        f"cost ${counts.judge_cost_usd:.6f}" + (f", {unknown} of unknown cost" if unknown else "")
+    )
 
 
 def summary_lines(

@@ -27,6 +27,7 @@ from filelock import FileLock
 from pytest_grokeval.collect.items import RUN_KEY
 from pytest_grokeval.data import Completion, FetchError, Outcome
 from pytest_grokeval.engine.engine import EngineStats
+from pytest_grokeval.jsonfile import dumps
 from pytest_grokeval.prefetch.run import Counts, GrokRun
 from pytest_grokeval.report.terminal import summary_lines
 
@@ -177,7 +178,7 @@ def _publish(path: Path, run: GrokRun, fatal: str | None) -> None:
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".outcomes.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle)
+        handle.write(dumps(document))
     os.replace(tmp, path)
 
 

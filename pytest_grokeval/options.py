@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,6 +19,8 @@ from pytest_grokeval.data import APIS
 from pytest_grokeval.engine.pricing import Price
 from pytest_grokeval.recordings.store import MODES
 from pytest_grokeval.redaction import Redactor
+
+_T = TypeVar("_T")
 
 DEFAULT_MODEL = "grok-4.3"
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
@@ -57,7 +59,20 @@ def _positive_number(text: str) -> float:
 
 
 def _text(text: str) -> str:
+    # An empty value is a template left unfilled: a model '' would go out in every request.
+    if not text.strip():
+        raise ValueError(f"must not be empty, got {text!r}; leave it out for the default")
     return text
+
+
+def _delay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"must be a number, got {text!r}") from None
+    if not 0 <= value < math.inf:
+        raise ValueError(f"must be zero or a positive finite number, got {value:g}")
+    return value
 
 
 def _redact(url: str) -> str:
@@ -156,11 +171,11 @@ BATCH_FLAGS = [
 INI_ONLY = [
     ("grok_files", "linelist", DEFAULT_FILES,
      "glob patterns of YAML suite files (default: test_*.yaml test_*.yml)"),
-    ("grok_api_key_env", "string", "XAI_API_KEY",
+    ("grok_api_key_env", "string", None,
      "environment variable holding the API key (default XAI_API_KEY)"),
-    ("grok_judge_model", "string", "",
+    ("grok_judge_model", "string", None,
      "model of the judge check's grader (default: --grok-model)"),
-    ("grok_retry_base_delay", "string", "0.5",
+    ("grok_retry_base_delay", "string", None,
      "first retry delay in seconds; doubles each retry, with jitter (default 0.5)"),
     ("grok_prices", "linelist", [],
      "prices for models the built-in table lacks, one per line: "
@@ -257,7 +272,7 @@ def _value(config: pytest.Config, opt: Option) -> Any:
     value = config.getoption(dest(opt.flag))
     if value is not None:
         return value
-    sources = [(f"ini option {opt.ini}", opt.ini and (config.getini(opt.ini) or None))]
+    sources = [(f"ini option {opt.ini}", config.getini(opt.ini) if opt.ini else None)]
     if opt.env:
         sources.append((f"environment variable {opt.env}", os.environ.get(opt.env) or None))
     for source, text in sources:
@@ -279,7 +294,7 @@ def _value(config: pytest.Config, opt: Option) -> Any:
 def resolve(config: pytest.Config) -> Settings:
     """Read and check all options; a bad value is a usage error naming the option."""
     values = {dest(opt.flag): _value(config, opt) for opt in OPTIONS}
-    key_env = str(config.getini("grok_api_key_env") or "XAI_API_KEY")
+    key_env = _ini(config, "grok_api_key_env", _text) or "XAI_API_KEY"
     api_key = os.environ.get(key_env) or None
     if values["grok_api"] not in APIS:
         raise pytest.UsageError(
@@ -291,13 +306,7 @@ def resolve(config: pytest.Config) -> Settings:
             f"--grok-record={record} calls the API, but {key_env} is not set; set it, "
             "or replay recordings with --grok-record=none"
         )
-    raw_backoff = config.getini("grok_retry_base_delay")
-    try:
-        backoff = float(raw_backoff)
-    except ValueError:
-        raise pytest.UsageError(
-            f"grok_retry_base_delay must be a number, got {raw_backoff!r}"
-        ) from None
+    backoff = _ini(config, "grok_retry_base_delay", _delay)
 
     batch, batch_wait, batch_cancel = _batch(config, record, api_key, key_env)
 
@@ -321,14 +330,25 @@ def resolve(config: pytest.Config) -> Settings:
         files=tuple(config.getini("grok_files")),
         api_key_env=key_env,
         api_key=api_key,
-        backoff_base=max(backoff, 0.0),
-        judge_model=str(config.getini("grok_judge_model") or "") or None,
+        backoff_base=0.5 if backoff is None else backoff,
+        judge_model=_ini(config, "grok_judge_model", _text),
         batch=batch,
         batch_wait=batch_wait,
         batch_cancel=batch_cancel,
         prices=parse_prices(config.getini("grok_prices")),
         api=values["grok_api"],
     )
+
+
+def _ini(config: pytest.Config, name: str, parse: Callable[[str], _T]) -> _T | None:
+    """An ini-only option's value, None when the file does not set it; UsageError naming it."""
+    text = config.getini(name)
+    if text is None:
+        return None
+    try:
+        return parse(str(text))
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini option {name}: {exc}") from None
 
 
 def _batch(

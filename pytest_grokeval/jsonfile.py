@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from jsonschema.validators import Draft202012Validator
 
 # Schema errors listed in one message; the rest are counted, so a wholly wrong file stays short.
@@ -191,7 +191,7 @@ def validate(
     for error in _leaves(errors):
         line = locate(text, list(error.absolute_path)) if text is not None else None
         where = error.json_path if error.absolute_path else "the top level"
-        found.append((line, f"at {where}, {error.message}"))
+        found.append((line, f"at {where}, {schema_message(error)}"))
     found.sort(key=lambda pair: pair[0] or 0)
     first_line = found[0][0]
     listed = "; ".join(
@@ -203,6 +203,37 @@ def validate(
         listed += f"; and {more} more"
     where = f"{path}:{first_line}" if first_line else str(path)
     raise JSONFileError(f"{where}: malformed {what}: {listed}; {hint}")
+
+
+def schema_message(error: ValidationError | SchemaError) -> str:
+    """jsonschema's message with values spelled as JSON: null, true, false, not None, True.
+
+    Strings stay quoted as jsonschema quotes them ('lots'); other values are written as JSON.
+    """
+    instance = error.instance
+    types = error.validator_value
+    if error.validator == "type" and isinstance(types, (str, list)):
+        names = [types] if isinstance(types, str) else types
+        return f"{spell(instance)} is not of type {', '.join(map(repr, names))}"
+    if error.validator == "enum" and isinstance(error.validator_value, list):
+        choices = ", ".join(map(spell, error.validator_value))
+        return f"{spell(instance)} is not one of [{choices}]"
+    if error.validator == "const":
+        return f"{spell(error.validator_value)} was expected"
+    message = error.message
+    if not isinstance(instance, str) and message.startswith(repr(instance)):
+        return spell(instance) + message[len(repr(instance)):]
+    return message
+
+
+def spell(value: Any) -> str:
+    """`value` as a message shows it: strings quoted as Python does, the rest as JSON."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _leaves(errors: Sequence[ValidationError]) -> list[ValidationError]:

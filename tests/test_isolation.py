@@ -68,6 +68,23 @@ def test_wrong_value_types_in_recordings_fail_that_suite_naming_file_and_line(
     assert recording.read_text() == text  # left as it was, for the user to fix
 
 
+def test_wrong_values_in_recordings_are_named_as_json_spells_them(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording = record_both(project)
+    text = recording.read_text().replace('"sample": 0', '"sample": true', 1)
+    text = text.replace('"fingerprint": ', '"fingerprint": null, "was": ', 1)
+    recording.write_text(text)
+
+    result = replay(project, monkeypatch)
+
+    sample = line_of(text, '"sample": true')
+    assert (
+        "at $.entries.first[0].fingerprint, null is not of type 'string'; "
+        f"line {sample}: at $.entries.first[0].sample, true is not of type 'integer'"
+    ) in result.stdout.str()
+
+
 def deeply_nested(text: str) -> str:
     return text.replace('"params": {}', '"params": ' + "[" * 100_000 + "]" * 100_000, 1)
 

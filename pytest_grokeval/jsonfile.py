@@ -11,17 +11,22 @@ import contextlib
 import json
 import json.decoder
 import json.scanner
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
 from jsonschema.validators import Draft202012Validator
 
 # Schema errors listed in one message; the rest are counted, so a wholly wrong file stays short.
 MAX_LISTED = 5
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# JSON's tokens that matter when looking for a bad number: strings are matched whole so that
+# a number-like run inside one is skipped.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?')
 
 
 class JSONFileError(Exception):
@@ -70,16 +75,106 @@ def parse_json(text: str, *, path: Path, what: str, hint: str) -> Any:
         return JSONFileError(f"{where}: malformed {what}: {message}; {hint}")
 
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return loads(text)
     except _DuplicateKey as exc:
         raise fail(_line_of_duplicate(text, exc.key), f"duplicate key {exc.key!r}") from None
+    except NonFiniteNumber as exc:
+        raise fail(_line_of_number(text), str(exc)) from None
     except json.JSONDecodeError as exc:
         raise fail(exc.lineno, f"{exc.msg} (column {exc.colno})") from None
     except RecursionError:
-        raise fail(None, "nested too deeply to read") from None
+        raise fail(_line_of_depth(text), "nested too deeply to read") from None
     except ValueError as exc:
         # Python refuses to convert integers of more than 4300 digits (a DoS guard).
         raise fail(None, f"a value cannot be read: {str(exc).splitlines()[0]}") from None
+
+
+class NonFiniteNumber(ValueError):
+    """A number JSON cannot hold (NaN, Infinity) or too large for a float (1e400)."""
+
+
+def loads(text: str) -> Any:
+    """`text` parsed as strict JSON: repeated keys and non-finite or huge numbers rejected.
+
+    Raises json.JSONDecodeError, NonFiniteNumber, another ValueError (repeated key) or
+    RecursionError (absurd nesting). Python's json accepts NaN and turns 1e400 into infinity,
+    which then breaks every sum, rounding and JSON writer downstream.
+    """
+    return json.loads(
+        text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant,
+        parse_float=_finite_float, parse_int=_finite_int,
+    )
+
+
+def dumps(document: Any, **options: Any) -> str:
+    """`document` as JSON that any reader accepts: NaN and infinities written as null.
+
+    `options` are json.dumps's. Null is what the plugin's files already say for "unknown".
+    """
+    try:
+        return json.dumps(document, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(_finite(document), allow_nan=False, **options)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise NonFiniteNumber(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise NonFiniteNumber(f"number {_short(literal)} is too large")
+    return value
+
+
+def _finite_int(literal: str) -> int:
+    # float() of a digit string never raises; beyond float's range it is infinity, and the
+    # integer would be unusable as a figure (and past 4300 digits Python refuses it).
+    if not math.isfinite(float(literal)):
+        raise NonFiniteNumber(f"number {_short(literal)} is too large")
+    return int(literal)
+
+
+def _short(literal: str) -> str:
+    if len(literal) <= 20:
+        return literal
+    return f"{literal[:8]}...{literal[-4:]} ({len(literal)} characters)"
+
+
+def _line_of_number(text: str) -> int | None:
+    """The line of the first number `loads` rejects (slow: errors only)."""
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token.startswith('"'):
+            continue
+        if token in ("NaN", "Infinity", "-Infinity") or not math.isfinite(float(token)):
+            return text.count("\n", 0, match.start()) + 1
+    return None
+
+
+def _line_of_depth(text: str, limit: int = 500) -> int | None:
+    """The line where nesting first passes `limit` levels (slow: errors only)."""
+    depth = 0
+    for match in _NESTING.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return text.count("\n", 0, match.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
 
 
 def validate(
@@ -96,7 +191,7 @@ def validate(
     for error in _leaves(errors):
         line = locate(text, list(error.absolute_path)) if text is not None else None
         where = error.json_path if error.absolute_path else "the top level"
-        found.append((line, f"at {where}, {error.message}"))
+        found.append((line, f"at {where}, {schema_message(error)}"))
     found.sort(key=lambda pair: pair[0] or 0)
     first_line = found[0][0]
     listed = "; ".join(
@@ -108,6 +203,37 @@ def validate(
         listed += f"; and {more} more"
     where = f"{path}:{first_line}" if first_line else str(path)
     raise JSONFileError(f"{where}: malformed {what}: {listed}; {hint}")
+
+
+def schema_message(error: ValidationError | SchemaError) -> str:
+    """jsonschema's message with values spelled as JSON: null, true, false, not None, True.
+
+    Strings stay quoted as jsonschema quotes them ('lots'); other values are written as JSON.
+    """
+    instance = error.instance
+    types = error.validator_value
+    if error.validator == "type" and isinstance(types, (str, list)):
+        names = [types] if isinstance(types, str) else types
+        return f"{spell(instance)} is not of type {', '.join(map(repr, names))}"
+    if error.validator == "enum" and isinstance(error.validator_value, list):
+        choices = ", ".join(map(spell, error.validator_value))
+        return f"{spell(instance)} is not one of [{choices}]"
+    if error.validator == "const":
+        return f"{spell(error.validator_value)} was expected"
+    message = error.message
+    if not isinstance(instance, str) and message.startswith(repr(instance)):
+        return spell(instance) + message[len(repr(instance)):]
+    return message
+
+
+def spell(value: Any) -> str:
+    """`value` as a message shows it: strings quoted as Python does, the rest as JSON."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _leaves(errors: Sequence[ValidationError]) -> list[ValidationError]:

@@ -4,89 +4,26 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
 
+from pytest_grokeval import optionvalues as parse
 from pytest_grokeval.data import APIS
 from pytest_grokeval.engine.pricing import Price
+from pytest_grokeval.optionvalues import DEFAULT_BASE_URL
 from pytest_grokeval.recordings.store import MODES
 from pytest_grokeval.redaction import Redactor
 
+_T = TypeVar("_T")
+
 DEFAULT_MODEL = "grok-4.3"
-DEFAULT_BASE_URL = "https://api.x.ai/v1"
 DEFAULT_FILES = ["test_*.yaml", "test_*.yml"]
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise ValueError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise ValueError(f"must be zero or a positive integer, got {value}")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"must be an integer, got {text!r}") from None
-
-
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"must be a number, got {text!r}") from None
-    if not value > 0 or math.isinf(value):
-        raise ValueError(f"must be a positive finite number, got {value:g}")
-    return value
-
-
-def _text(text: str) -> str:
-    return text
-
-
-def _redact(url: str) -> str:
-    # A base URL may carry credentials (https://user:secret@proxy/v1); they never reach output.
-    # Up to the last '@': a password with an unescaped '/' or '#' is still hidden.
-    return re.sub(r"(?<=//).*@", "***@", url, flags=re.DOTALL)
-
-
-def base_url(text: str) -> str:
-    """An http(s) URL with a host and no credentials, without its trailing '/'.
-
-    Raises ValueError whose message never shows credentials found in `text`."""
-    example = f"an http:// or https:// URL such as {DEFAULT_BASE_URL}"
-    try:
-        parts = urlsplit(text.strip())
-        parts.port  # noqa: B018  (parses the port: a bad one raises ValueError here)
-    except ValueError as exc:
-        # urllib's reason may quote a piece of a password ("Port could not be cast ... 'pw'").
-        why = "" if "@" in text else f" ({exc})"
-        raise ValueError(f"must be {example}, got {_redact(text)!r}{why}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be {example}, got {_redact(text)!r}")
-    if "@" in parts.netloc:
-        # The SDK's aiohttp transport refuses them next to its Authorization header, per request.
-        raise ValueError(
-            f"must not hold credentials, got {_redact(text)!r}; the API key is read from "
-            "the environment (XAI_API_KEY), a proxy's from HTTPS_PROXY"
-        )
-    return text.strip().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -105,39 +42,39 @@ class Option:
 
 
 OPTIONS = [
-    Option("--grok-max-concurrent", "grok_max_concurrent", _positive_int, 4,
+    Option("--grok-max-concurrent", "grok_max_concurrent", parse.positive_int, 4,
            "most HTTP requests in flight at once, across the whole run (default 4)", "N"),
-    Option("--grok-model", "grok_model", _text, DEFAULT_MODEL,
+    Option("--grok-model", "grok_model", parse.text, DEFAULT_MODEL,
            f"model for cases that name none (default {DEFAULT_MODEL})", "NAME"),
-    Option("--grok-api", "grok_api", _text, "chat",
+    Option("--grok-api", "grok_api", parse.text, "chat",
            "endpoint of cases that name none: chat (Chat Completions, any OpenAI-compatible "
            "server) or responses (xAI's Responses API, which xAI recommends) (default chat)",
            None, choices=APIS),
-    Option("--grok-base-url", "grok_base_url", base_url, DEFAULT_BASE_URL,
+    Option("--grok-base-url", "grok_base_url", parse.base_url, DEFAULT_BASE_URL,
            f"API base URL (default {DEFAULT_BASE_URL}; env XAI_BASE_URL)", "URL",
            env="XAI_BASE_URL"),
-    Option("--grok-timeout", "grok_timeout", _positive_number, 900.0,
+    Option("--grok-timeout", "grok_timeout", parse.positive_number, 900.0,
            "seconds one request attempt may take, connect to last byte (default 900, xAI's "
            "advice for reasoning models); a timed-out attempt is retried once", "SECONDS"),
-    Option("--grok-retries", "grok_retries", _count, 4,
+    Option("--grok-retries", "grok_retries", parse.count, 4,
            "retries of a request after 429, 5xx and connection errors (default 4)", "N"),
-    Option("--grok-rpm", "grok_rpm", _positive_int, None,
+    Option("--grok-rpm", "grok_rpm", parse.positive_int, None,
            "requests-per-minute budget, enforced per second as rpm/60 (default: no limit)", "N"),
-    Option("--grok-tpm", "grok_tpm", _positive_int, None,
+    Option("--grok-tpm", "grok_tpm", parse.positive_int, None,
            "tokens-per-minute budget, enforced per second (default: no limit)", "N"),
     # No metavar: argparse then lists the modes in --help.
-    Option("--grok-record", "grok_record", _text, None,
+    Option("--grok-record", "grok_record", parse.text, None,
            "recording mode: none (replay only), new (record what is missing), all (re-record "
            "everything), rewrite (all, and drop entries of deleted cases); default: new with "
            "an API key, none without", None, choices=MODES),
-    Option("--grok-max-cost", "grok_max_cost", _positive_number, None,
+    Option("--grok-max-cost", "grok_max_cost", parse.positive_number, None,
            "refuse to start when the estimated cost exceeds this many USD, and send no attempt "
            "that could go over it, possibly billed attempts included (default: no limit)", "USD"),
-    Option("--grok-report", None, _text, None, "write a JSON report of every item to this path",
+    Option("--grok-report", None, parse.text, None,
+           "write a JSON report of every item to this path", "PATH"),
+    Option("--grok-html", None, parse.text, None, "write a self-contained HTML report to this path",
            "PATH"),
-    Option("--grok-html", None, _text, None, "write a self-contained HTML report to this path",
-           "PATH"),
-    Option("--grok-baseline", None, _text, None,
+    Option("--grok-baseline", None, parse.text, None,
            "compare with an earlier --grok-report JSON and list regressions", "PATH"),
 ]
 
@@ -156,11 +93,11 @@ BATCH_FLAGS = [
 INI_ONLY = [
     ("grok_files", "linelist", DEFAULT_FILES,
      "glob patterns of YAML suite files (default: test_*.yaml test_*.yml)"),
-    ("grok_api_key_env", "string", "XAI_API_KEY",
+    ("grok_api_key_env", "string", None,
      "environment variable holding the API key (default XAI_API_KEY)"),
-    ("grok_judge_model", "string", "",
+    ("grok_judge_model", "string", None,
      "model of the judge check's grader (default: --grok-model)"),
-    ("grok_retry_base_delay", "string", "0.5",
+    ("grok_retry_base_delay", "string", None,
      "first retry delay in seconds; doubles each retry, with jitter (default 0.5)"),
     ("grok_prices", "linelist", [],
      "prices for models the built-in table lacks, one per line: "
@@ -257,7 +194,7 @@ def _value(config: pytest.Config, opt: Option) -> Any:
     value = config.getoption(dest(opt.flag))
     if value is not None:
         return value
-    sources = [(f"ini option {opt.ini}", opt.ini and (config.getini(opt.ini) or None))]
+    sources = [(f"ini option {opt.ini}", config.getini(opt.ini) if opt.ini else None)]
     if opt.env:
         sources.append((f"environment variable {opt.env}", os.environ.get(opt.env) or None))
     for source, text in sources:
@@ -279,7 +216,7 @@ def _value(config: pytest.Config, opt: Option) -> Any:
 def resolve(config: pytest.Config) -> Settings:
     """Read and check all options; a bad value is a usage error naming the option."""
     values = {dest(opt.flag): _value(config, opt) for opt in OPTIONS}
-    key_env = str(config.getini("grok_api_key_env") or "XAI_API_KEY")
+    key_env = _ini(config, "grok_api_key_env", parse.text) or "XAI_API_KEY"
     api_key = os.environ.get(key_env) or None
     if values["grok_api"] not in APIS:
         raise pytest.UsageError(
@@ -291,13 +228,7 @@ def resolve(config: pytest.Config) -> Settings:
             f"--grok-record={record} calls the API, but {key_env} is not set; set it, "
             "or replay recordings with --grok-record=none"
         )
-    raw_backoff = config.getini("grok_retry_base_delay")
-    try:
-        backoff = float(raw_backoff)
-    except ValueError:
-        raise pytest.UsageError(
-            f"grok_retry_base_delay must be a number, got {raw_backoff!r}"
-        ) from None
+    backoff = _ini(config, "grok_retry_base_delay", parse.delay)
 
     batch, batch_wait, batch_cancel = _batch(config, record, api_key, key_env)
 
@@ -321,14 +252,25 @@ def resolve(config: pytest.Config) -> Settings:
         files=tuple(config.getini("grok_files")),
         api_key_env=key_env,
         api_key=api_key,
-        backoff_base=max(backoff, 0.0),
-        judge_model=str(config.getini("grok_judge_model") or "") or None,
+        backoff_base=0.5 if backoff is None else backoff,
+        judge_model=_ini(config, "grok_judge_model", parse.text),
         batch=batch,
         batch_wait=batch_wait,
         batch_cancel=batch_cancel,
-        prices=parse_prices(config.getini("grok_prices")),
+        prices=parse.parse_prices(config.getini("grok_prices")),
         api=values["grok_api"],
     )
+
+
+def _ini(config: pytest.Config, name: str, parse: Callable[[str], _T]) -> _T | None:
+    """An ini-only option's value, None when the file does not set it; UsageError naming it."""
+    text = config.getini(name)
+    if text is None:
+        return None
+    try:
+        return parse(str(text))
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini option {name}: {exc}") from None
 
 
 def _batch(
@@ -359,26 +301,3 @@ def _batch(
             "use --grok-record=new, all or rewrite"
         )
     return batch, wait, cancel
-
-
-def parse_prices(lines: list[str]) -> dict[str, Price]:
-    """The ini option grok_prices: 'MODEL: INPUT CACHED_INPUT OUTPUT' lines, USD per 1M tokens.
-
-    Raises pytest.UsageError naming the line that is not of that form.
-    """
-    prices: dict[str, Price] = {}
-    for number, line in enumerate(lines, 1):
-        model, colon, rest = line.partition(":")
-        try:
-            values = [float(part) for part in rest.split()]
-        except ValueError:
-            values = []
-        if not (colon and model.strip() and len(values) == 3):
-            values = []
-        if not values or not all(0 <= v < math.inf for v in values):
-            raise pytest.UsageError(
-                f"grok_prices line {number}: expected 'MODEL: INPUT CACHED_INPUT OUTPUT' "
-                f"(USD per million tokens, e.g. 'grok-4.8: 2.00 0.50 6.00'), got {line!r}"
-            )
-        prices[model.strip()] = Price(*values)
-    return prices

@@ -12,12 +12,15 @@ heartbeat to watch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,16 @@ from filelock import FileLock
 
 from pytest_grokeval.data import Completion, FetchError, Outcome
 from pytest_grokeval.engine.engine import EngineStats
+from pytest_grokeval.jsonfile import dumps
 from pytest_grokeval.prefetch.run import GrokRun
+from pytest_grokeval.prefetch.stopping import sigterm_as_interrupt
 from pytest_grokeval.report.terminal import summary_lines
 from pytest_grokeval.state import RUN_KEY, Counts
 
 SHARED_DIR_KEY = "grokeval_shared_dir"
+CONTROLLER_PID_KEY = "grokeval_controller_pid"
+# How often the fetching worker looks whether its controller still runs, in seconds.
+ORPHAN_POLL = 0.1
 CONTROLLER = "grokeval-xdist-controller"
 OUTPUT_KEY = "grokeval"
 LOCK = "fetch.lock"
@@ -61,10 +69,28 @@ class ControllerHooks:
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="grokeval-xdist-"))
         self.outputs: list[dict[str, Any]] = []
+        self.signals = contextlib.ExitStack()
+
+    def pytest_sessionstart(self) -> None:
+        """SIGTERM (kill PID, a CI runner) stops the controller as Ctrl-C does, not at once.
+
+        Dying at once would orphan the fetching worker, which would go on sending.
+        """
+        self.signals.enter_context(sigterm_as_interrupt())
 
     def pytest_configure_node(self, node: Any) -> None:
-        """Tell each worker where the run's shared folder is."""
+        """Tell each worker where the run's shared folder is and whom to outlive."""
         node.workerinput[SHARED_DIR_KEY] = str(self.directory)
+        node.workerinput[CONTROLLER_PID_KEY] = os.getpid()
+
+    def pytest_keyboard_interrupt(self) -> None:
+        """Stop the fetching worker now: xdist itself interrupts busy workers only after 5 s.
+
+        The worker takes SIGTERM as Ctrl-C, so it keeps and saves every response it received.
+        """
+        with contextlib.suppress(OSError, ValueError):
+            if not (self.directory / OUTCOMES).exists():
+                os.kill(int((self.directory / LEADER).read_text(encoding="utf-8")), signal.SIGTERM)
 
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
         """Keep what the leader reported for the summary."""
@@ -73,6 +99,7 @@ class ControllerHooks:
             self.outputs.append(output)
 
     def pytest_unconfigure(self) -> None:
+        self.signals.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def summary(self) -> list[str]:
@@ -123,11 +150,15 @@ class FetcherLost(Exception):
     """The worker fetching for everyone stopped before publishing its outcomes."""
 
 
-def fetch_once(run: GrokRun, directory: Path, fetch: Callable[[], str | None]) -> str | None:
+def fetch_once(
+    run: GrokRun, directory: Path, fetch: Callable[[], str | None], controller: int | None = None
+) -> str | None:
     """Fetch in the first worker to take the lock; in the others, read what it published.
 
     ``fetch`` fills ``run`` and returns the message of an error that stops the run, or None;
     so does this function, in every worker. Raises FetcherLost when the fetching worker died.
+    ``controller`` is the controller's pid: the fetching worker stops as on Ctrl-C once it
+    is no longer this process's parent (killed, so it cannot tell anyone).
     """
     # Ctrl-C still stops a waiting worker: FileLock polls, sleeping between attempts.
     with FileLock(directory / LOCK):
@@ -144,13 +175,43 @@ def fetch_once(run: GrokRun, directory: Path, fetch: Callable[[], str | None]) -
             run.leader = True
             fatal = None
             try:
-                fatal = fetch()
+                with _stop_when_orphaned(controller):
+                    fatal = fetch()
             finally:
                 # Also after an exception: the others then report the outcomes it left.
                 _publish(published, run, fatal)
             return fatal
     # Published once and never rewritten, so it is read without holding the lock.
     return _read(published, run)
+
+
+@contextlib.contextmanager
+def _stop_when_orphaned(controller: int | None) -> Iterator[None]:
+    """While in the block, SIGTERM this process once its parent is no longer `controller`."""
+    if controller is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(ORPHAN_POLL):
+            if os.getppid() != controller:
+                os.kill(os.getpid(), signal.SIGTERM)  # the prefetch takes it as Ctrl-C
+                return
+
+    watcher = threading.Thread(target=watch, name="grokeval-orphan-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def controller_pid(config: pytest.Config) -> int | None:
+    """The pid of this worker's xdist controller, None outside a worker."""
+    value = getattr(config, "workerinput", {}).get(CONTROLLER_PID_KEY)
+    return value if isinstance(value, int) else None
 
 
 def _dump(outcome: Outcome) -> list[Any]:
@@ -177,7 +238,7 @@ def _publish(path: Path, run: GrokRun, fatal: str | None) -> None:
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".outcomes.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle)
+        handle.write(dumps(document))
     os.replace(tmp, path)
 
 

@@ -261,6 +261,14 @@ def test_a_tokens_or_cost_check_fails_in_both_forms_when_the_usage_is_unknown(na
             "{'type': 'object', 'required': ['city'], 'properties': {'city': {'type': 'str...",
             "7 is not of type 'string' at $.city",
         ),
+        (
+            "json_schema",
+            SCHEMA,
+            reply('{"city": null}'),
+            "parses as JSON valid against the schema "
+            "{'type': 'object', 'required': ['city'], 'properties': {'city': {'type': 'str...",
+            "null is not of type 'string' at $.city",
+        ),
         ("finish_reason", "stop", reply(finish_reason="length"), "finished with 'stop'", None),
         (
             "not_finish_reason",

@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
 from pytest_grokeval.testing import GROK, FakeGrok, FakeRequest, ModelSpec, Reply
+from pytest_grokeval.testing.faults import FaultSpecError, parse_fault_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -703,3 +704,19 @@ def test_extra_routes_are_served_next_to_the_api_across_restarts() -> None:
         (200, {"requests_so_far": 1}),
         (200, {"requests_so_far": 2}),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("True", True), ("yes", True), ("1", True), ("false", False),
+     ("no", False), ("0", False)],
+)
+def test_a_bool_fault_key_reads_true_false_yes_no_1_0(text: str, value: bool) -> None:
+    rule = parse_fault_spec(f"hang={text},drop={text}")
+
+    assert (rule.reply.hang, rule.reply.drop) == (value, value)
+
+
+def test_a_bool_fault_key_refuses_anything_else() -> None:
+    with pytest.raises(FaultSpecError, match=r"hang: expected 1/0/true/false, got 'maybe'"):
+        parse_fault_spec("hang=maybe")

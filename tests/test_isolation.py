@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import Project
 
+from pytest_grokeval.jsonfile import dumps
 from pytest_grokeval.testing import Reply
 
 SUITE_A = """
@@ -67,6 +68,23 @@ def test_wrong_value_types_in_recordings_fail_that_suite_naming_file_and_line(
     assert recording.read_text() == text  # left as it was, for the user to fix
 
 
+def test_wrong_values_in_recordings_are_named_as_json_spells_them(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording = record_both(project)
+    text = recording.read_text().replace('"sample": 0', '"sample": true', 1)
+    text = text.replace('"fingerprint": ', '"fingerprint": null, "was": ', 1)
+    recording.write_text(text)
+
+    result = replay(project, monkeypatch)
+
+    sample = line_of(text, '"sample": true')
+    assert (
+        "at $.entries.first[0].fingerprint, null is not of type 'string'; "
+        f"line {sample}: at $.entries.first[0].sample, true is not of type 'integer'"
+    ) in result.stdout.str()
+
+
 def deeply_nested(text: str) -> str:
     return text.replace('"params": {}', '"params": ' + "[" * 100_000 + "]" * 100_000, 1)
 
@@ -77,10 +95,17 @@ RECORDING_FAULTS = {
     "duplicate keys": (lambda t: t.replace('"sample": 0', '"sample": 0, "sample": 1', 1),
                        "test_a.json:{line}: malformed recordings file: duplicate key 'sample'"),
     "deep nesting": (deeply_nested,
-                     "test_a.json: malformed recordings file: nested too deeply to read"),
+                     "test_a.json:{line}: malformed recordings file: nested too deeply to read"),
     "5,000-digit number": (lambda t: t.replace('"sample": 0', '"sample": ' + "9" * 5000, 1),
-                           "test_a.json: malformed recordings file: a value cannot be read: "
-                           "Exceeds the limit (4300 digits)*"),
+                           "test_a.json:{line}: malformed recordings file: number 99999999...9999"
+                           " (5000 characters) is too large"),
+    "number past float's range": (
+        lambda t: t.replace('"latency_ms": ', '"latency_ms": 1e400, "was": ', 1),
+        "test_a.json:{line}: malformed recordings file: number 1e400 is too large"),
+    "NaN": (lambda t: t.replace('"cost_usd": ', '"cost_usd": NaN, "was": ', 1),
+            "test_a.json:{line}: malformed recordings file: NaN is not a JSON number"),
+    "-Infinity": (lambda t: t.replace('"latency_ms": ', '"latency_ms": -Infinity, "was": ', 1),
+                  "test_a.json:{line}: malformed recordings file: -Infinity is not a JSON number"),
     "wrong version": (lambda t: t.replace('"version": 1', '"version": 2'),
                       "test_a.json: malformed recordings file: unsupported version 2*"),
 }
@@ -94,7 +119,8 @@ def test_a_broken_recordings_file_fails_only_its_own_suite(
     edit, message = RECORDING_FAULTS[fault]
     text = edit(recording.read_text())
     recording.write_bytes(text.encode("utf-8", "surrogateescape"))
-    marker = next((n for n in ("\udcff", '"sample": 1') if n in text), None)
+    markers = ("\udcff", '"sample": 1', "9" * 5000, "[[[", "1e400", "NaN", "-Infinity")
+    marker = next((n for n in markers if n in text), None)
     line = line_of(text, marker) if marker else 0
 
     result = replay(project, monkeypatch)
@@ -232,3 +258,44 @@ def test_a_suite_name_too_long_for_a_temporary_name_is_still_recorded(
 
     assert project.recording(name).exists()
     replay(project, monkeypatch).assert_outcomes(passed=3)
+
+
+def strict_json(text: str) -> object:
+    def refuse(name: str) -> object:
+        raise AssertionError(f"{name} written into a JSON file")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_figures_in_recordings_are_refused_and_every_report_is_still_written(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording = record_both(project)
+    text = recording.read_text()
+    text = text.replace('"latency_ms": ', '"latency_ms": 1e400, "was": ', 1)
+    text = text.replace('"cost_usd": ', '"cost_usd": NaN, "was": ', 1)
+    recording.write_text(text)
+
+    monkeypatch.delenv("XAI_API_KEY")
+    result = project.run(
+        "--grok-record=none", "-rf", "--grok-report=out/r.json", "--grok-html=out/h.html",
+        "--junitxml=out/j.xml",
+    )
+
+    result.assert_outcomes(passed=1, failed=2)
+    line = line_of(text, "NaN")  # the first of the two in the file
+    result.stdout.fnmatch_lines(
+        [f"*test_a.json:{line}: malformed recordings file: NaN is not a JSON number*"]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    strict_json((project.path / "out/r.json").read_text())
+    assert (project.path / "out/h.html").read_text().rstrip().endswith("</html>")
+    assert 'value="inf"' not in (project.path / "out/j.xml").read_text()
+
+
+def test_the_json_writer_writes_non_finite_figures_as_null() -> None:
+    document = {"cost_usd": float("nan"), "samples": [{"latency_ms": float("inf")}, 2.5]}
+
+    written = strict_json(dumps(document))
+
+    assert written == {"cost_usd": None, "samples": [{"latency_ms": None}, 2.5]}

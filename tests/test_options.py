@@ -116,3 +116,41 @@ def test_help_names_each_value_and_lists_the_record_modes(pytester: pytest.Pytes
     ]:
         result.stdout.fnmatch_lines([line])
     assert "=VALUE" not in help_text
+
+
+BAD_INI_VALUES = {
+    "retry delay nan": ("grok_retry_base_delay", "nan", "must be zero or a positive finite"),
+    "retry delay -1": ("grok_retry_base_delay", "-1", "must be zero or a positive finite"),
+    "retry delay inf": ("grok_retry_base_delay", "inf", "must be zero or a positive finite"),
+    "retry delay word": ("grok_retry_base_delay", "soon", "must be a number, got 'soon'"),
+    "empty judge model": ("grok_judge_model", "", "must not be empty"),
+    "empty key variable": ("grok_api_key_env", "", "must not be empty"),
+    "empty model": ("grok_model", "", "must not be empty"),
+}
+
+
+@pytest.mark.parametrize("key", list(BAD_INI_VALUES))
+def test_a_bad_or_empty_ini_value_is_a_usage_error_naming_the_ini_option(
+    project: Project, key: str
+) -> None:
+    name, value, message = BAD_INI_VALUES[key]
+    ini = INI.replace("grok_retry_base_delay = 0.01\n", "")
+    project.pytester.makeini(ini + f"{name} = {value}\n")
+    project.suite("test_one.yaml", ONE_CASE)
+
+    result = project.run()
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*ini option {name}*: {message}*"])
+    assert project.server.request_count == 0
+
+
+@pytest.mark.parametrize("flag", ["--grok-model", "--grok-report", "--grok-api"])
+def test_an_empty_value_on_the_command_line_is_a_usage_error(project: Project, flag: str) -> None:
+    project.suite("test_one.yaml", ONE_CASE)
+
+    result = project.run(f"{flag}=")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*argument {flag}: must not be empty*"])
+    assert project.server.request_count == 0

@@ -109,6 +109,27 @@ def test_a_marker_with_bad_arguments_errors_that_test(project: Project) -> None:
     assert project.server.request_count == 0
 
 
+@pytest.mark.parametrize(
+    "arguments", ["promt='x'", "'x'", "prompt=3", "prompt='x', api='soap'"],
+    ids=["misspelt", "positional", "not a string", "bad api"],
+)
+def test_a_bad_marker_is_reported_once_with_its_file_and_line(
+    project: Project, arguments: str
+) -> None:
+    project.pytester.makepyfile(
+        test_py=f"import pytest\n\n\n@pytest.mark.grok({arguments})\n"
+        "def test_x(grok_response):\n    pass\n"
+    )
+
+    result = project.run()
+
+    result.assert_outcomes(errors=1)
+    # The line of the decorator: where Python starts the decorated function.
+    reported = [line for line in result.outlines if line.startswith("test_py.py:4: @pytest")]
+    assert len(reported) == 1, result.stdout.str()
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")
+
+
 TWO_CLASSES = """
 import pytest
 

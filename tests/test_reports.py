@@ -287,8 +287,10 @@ def test_a_baseline_lists_fixes_new_and_removed_cases_and_changed_responses(
         ("[]", "baseline.json:1: malformed baseline: at the top level, [] is not of type"),
         ('{"version": 7}', "baseline.json: baseline report version 7 is not supported"),
         (None, "baseline.json: cannot read the baseline: No such file or directory"),
+        ('{"version": 1,\n "items": [NaN]}', "baseline.json:2: malformed baseline: NaN is not"),
+        ('{"version": 1,\n\n "items": [1e400]}', "baseline.json:3: malformed baseline: number"),
     ],
-    ids=["bad-json", "bad-shape", "not-an-object", "other-version", "missing"],
+    ids=["bad-json", "bad-shape", "not-an-object", "other-version", "missing", "nan", "huge"],
 )
 def test_a_malformed_baseline_stops_the_run_before_anything_is_sent(
     project: Project, content: str | None, message: str

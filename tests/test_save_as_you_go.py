@@ -42,8 +42,13 @@ def poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> Non
 
 
 @contextmanager
-def pytest_process(project: Project, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """pytest in its own process, so that it can be signalled; killed if the test fails."""
+def pytest_process(
+    project: Project, *args: str, group: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """pytest in its own process, so that it can be signalled; killed if the test fails.
+
+    `group`: in a process group of its own, as a terminal or CI runner starts it.
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", *project.args(*args)],
         cwd=project.path,
@@ -51,6 +56,7 @@ def pytest_process(project: Project, *args: str) -> Iterator[subprocess.Popen[st
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=group,
     )
     try:
         yield process
@@ -217,3 +223,55 @@ def test_a_fetching_xdist_worker_killed_midway_loses_no_response_it_had_received
     project.server.responder = None
     replay = replay_without_key(project, monkeypatch)
     assert passed(replay) == {f"case-{i}" for i in range(5)}
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for its orphaned parent's reaper does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+# SIGKILL: the controller cannot tell the worker, which must notice that it is orphaned.
+SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["to the controller", "to its group"])
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_a_signal_to_the_xdist_controller_stops_the_fetching_worker_and_keeps_its_answers(
+    project: Project, name: str, group: bool
+) -> None:
+    signum = SIGNALS[name]
+    if group and signum == signal.SIGKILL:
+        pytest.skip("nothing is left to save anything")
+    project.pytester.makeconftest(SHARED_DIR_CONFTEST)
+    project.server.latency = 0.3
+    # 4.5 s of answers in all: less than xdist waits (5 s) before it interrupts a busy worker.
+    project.suite("test_many.yaml", numbered(30))
+    shared_dir = project.path / "shared_dir.txt"
+
+    def leader() -> Path:
+        return Path(shared_dir.read_text()) / "leader"
+
+    with pytest_process(project, "-n", "2", "--grok-max-concurrent=2", group=group) as process:
+        poll(lambda: shared_dir.exists() and leader().exists(), "the fetching worker")
+        fetcher = int(leader().read_text())
+        poll(lambda: project.server.request_count >= 6, "6 requests")
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        output, _ = process.communicate(timeout=60)
+        poll(lambda: not alive(fetcher), "the fetching worker to exit")
+
+    assert project.server.request_count < 30  # it stopped sending
+    if signum != signal.SIGKILL:
+        assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+        assert "cannot send" not in output
+    received = {
+        e.prompt.replace("prompt ", "case-") for e in project.server.log if e.status == 200
+    }
+    recorded = json.loads(project.recording("test_many.yaml").read_text())["entries"]
+    assert received == set(recorded)

@@ -1058,6 +1058,28 @@ def test_an_alias_bomb_is_an_error_naming_the_anchor(tmp_path: Path) -> None:
     ]
 
 
+def billion_laughs(indent: str) -> str:
+    """Nine levels of nine aliases each (9**9 values), one level a line."""
+    return f"{indent}k0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{indent}k{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]\n" for n in range(1, 9)
+    )
+
+
+@pytest.mark.parametrize(
+    ("head", "indent"), [("", ""), ("description:\n", "  ")], ids=["top level", "description"]
+)
+def test_an_alias_bomb_outside_the_cases_is_an_error_naming_the_anchor(
+    tmp_path: Path, head: str, indent: str
+) -> None:
+    text = head + billion_laughs(indent) + "cases:\n  - {id: a, prompt: hi}\n"
+    line = len(head.splitlines()) + 5
+
+    assert (
+        f"test_x.yaml:{line}: aliases repeat the value anchored here until they add more than "
+        "100,000 values to the suite (see 'YAML limits' in the README)"
+    ) in problems(tmp_path, text)
+
+
 def test_many_repeats_of_a_small_anchored_value_are_fine(tmp_path: Path) -> None:
     # 2,500 cases share one 51-value expect: aliases add 127,500 values, under ten per value
     # written in the file.

@@ -31,6 +31,7 @@ from pytest_grokeval.checks.base import (
 )
 from pytest_grokeval.checks.judge import Rubric, parse_rubric
 from pytest_grokeval.data import Completion
+from pytest_grokeval.jsonfile import schema_message
 from pytest_grokeval.messages import plural
 
 # --- json, json_schema -----------------------------------------------------------------------
@@ -102,7 +103,7 @@ def parse_schema(raw: Any, site: Site) -> tuple[Any, Any]:
     try:
         cls.check_schema(schema)
     except SchemaError as exc:
-        raise site.error(f"invalid schema: {exc.message} at {exc.json_path}") from None
+        raise site.error(f"invalid schema: {schema_message(exc)} at {exc.json_path}") from None
     return schema, cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
@@ -118,7 +119,7 @@ def json_schema(validator: Validator, response: Completion) -> Verdict:
     if error is None:
         return True, "valid against the schema"
     more = f" (and {plural(len(errors) - 1, 'more error')})" if len(errors) > 1 else ""
-    return False, f"{clip(error.message)} at {error.json_path}{more}"
+    return False, f"{clip(schema_message(error))} at {error.json_path}{more}"
 
 
 def describe_schema(schema: Any, negated: bool) -> str:

@@ -87,10 +87,15 @@ def job_for(item: pytest.Item, default_model: str, default_api: str = "chat") ->
 def response(item: pytest.Item) -> Completion:
     """The marked test's fetched response; fails the test when there is none, saying why."""
     run = item.config.stash[RUN_KEY]
+    problem: str | None = None
     try:
         wanted = request_for(item, run.settings.model, run.settings.api)
     except MarkerError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    if problem is not None:
+        # Outside the except block: failing inside it chains the two and prints both.
+        path, line, _ = item.location
+        pytest.fail(f"{path}:{(line or 0) + 1}: {problem}", pytrace=False)
     if wanted is None:
         pytest.fail("grok_response needs @pytest.mark.grok(prompt=...) on the test", pytrace=False)
     outcome = run.outcome(item.nodeid, 0)

@@ -34,7 +34,9 @@ def prefetch_session(session: pytest.Session) -> str | None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         return _fetch(run, jobs, Progress(reporter, quiet=session.config.get_verbosity() < 0))
     try:
-        return xdist.fetch_once(run, directory, lambda: _fetch(run, jobs, None))
+        return xdist.fetch_once(
+            run, directory, lambda: _fetch(run, jobs, None), xdist.controller_pid(session.config)
+        )
     except xdist.FetcherLost as exc:
         lost = FetchError(str(exc), kind="leader")
         lost_all = {(job.key, r.sample): lost for job in jobs for r in job.requests}

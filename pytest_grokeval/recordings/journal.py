@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from jsonschema.validators import Draft202012Validator
 
-from pytest_grokeval.jsonfile import clean_text
+from pytest_grokeval.jsonfile import clean_text, dumps, loads
 from pytest_grokeval.recordings.schema import JOURNAL_LINE_SCHEMA
 
 SUFFIX = ".journal"
@@ -74,7 +73,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     found = []
     for line in raw.split(b"\n"):
         try:
-            data = json.loads(line.decode("utf-8"))
+            data = loads(line.decode("utf-8"))
         except (ValueError, RecursionError):
             continue
         if _LINE.is_valid(data):
@@ -103,7 +102,7 @@ class Journal:
         """Write one response now; a journal that cannot be written is given up and noted."""
         if self.problem is not None:
             return
-        text = json.dumps(line, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        text = dumps(line, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         data = (clean_text(self._redact(text)) + "\n").encode("utf-8")
         try:
             if self._fd is None:

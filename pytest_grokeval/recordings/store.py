@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import tempfile
@@ -15,7 +14,7 @@ from typing import Any
 from filelock import FileLock
 
 from pytest_grokeval.data import ChatRequest, Completion, canonical_json
-from pytest_grokeval.jsonfile import JSONFileError, clean_text, load_json
+from pytest_grokeval.jsonfile import JSONFileError, clean_text, dumps, load_json
 from pytest_grokeval.recordings.journal import (
     LOCK_NAME,
     Journal,
@@ -215,7 +214,7 @@ def render(entries: dict[tuple[str, int], Entry], note: str) -> str:
     for key in sorted(entries):
         grouped.setdefault(key[0], []).append(entries[key].to_json())
     document = {"version": FORMAT_VERSION, "about": note, "entries": grouped}
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _read(path: Path) -> tuple[dict[tuple[str, int], Entry], str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from pytest_grokeval import __version__, xdist
 from pytest_grokeval.collect import marker
 from pytest_grokeval.collect.items import GrokItem
 from pytest_grokeval.data import Usage
-from pytest_grokeval.jsonfile import clean_text
+from pytest_grokeval.jsonfile import clean_text, dumps
 from pytest_grokeval.recordings.store import write_atomic
 from pytest_grokeval.report.baseline import compare, summary_lines
 from pytest_grokeval.report.html import render_html
@@ -337,4 +336,4 @@ def _pass_rate(items: Sequence[Mapping[str, Any]]) -> float | None:
 
 def render_json(document: Mapping[str, Any]) -> str:
     """The --grok-report file: indented, keys in the documented order, non-ASCII kept."""
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 from pytest_grokeval.data import Usage
+from pytest_grokeval.jsonfile import dumps
 
 # Nothing may load from anywhere: a report opened from a CI artefact must not phone home.
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -54,7 +55,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 def _script_json(document: Mapping[str, Any]) -> str:
     # "<" as \u003c keeps "</script>" and "<!--" in any prompt from ending the script element;
     # JSON.parse reads the escapes back unchanged.
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    text = dumps(document, ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from importlib import resources
@@ -11,6 +10,7 @@ from typing import Any
 
 from pytest_grokeval.data import Usage
 from pytest_grokeval.jsonfile import dumps
+from pytest_grokeval.report.charts import charts, ms
 
 # Nothing may load from anywhere: a report opened from a CI artefact must not phone home.
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -41,7 +41,7 @@ def render_html(document: Mapping[str, Any]) -> str:
         _header(document),
         _cards(summary),
         _baseline(comparison, anchors),
-        _charts(summary, items),
+        charts(summary, items),
         _table(items, summary, comparison, anchors),
         '<script type="application/json" id="grokeval-report">'
         f"{_script_json(document)}</script>",
@@ -89,8 +89,8 @@ def _cards(summary: Mapping[str, Any]) -> str:
         ("tokens", f"{tokens['total']:,}",
          f"{tokens['prompt']:,} in, {tokens['output']:,} out"
          + _unknown(tokens.get("unknown"), "without usage"), ""),
-        ("latency p50", _ms(latency["p50"]),
-         f"p95 {_ms(latency['p95'])}, max {_ms(latency['max'])}", ""),
+        ("latency p50", ms(latency["p50"]),
+         f"p95 {ms(latency['p95'])}, max {ms(latency['max'])}", ""),
     ]
     return '<section class="cards">' + "".join(
         f'<div class="card {tone}"><span class="label">{label}</span>'
@@ -134,91 +134,6 @@ def _baseline_entry(entry: Mapping[str, Any], anchors: Mapping[str, str]) -> str
     # Removed items have no row to jump to.
     link = name if anchor is None else f'<a class="goto" href="#{anchor}">{name}</a>'
     return f'<li>{link} <span class="muted">{escape(before)} &rarr; {escape(after)}</span></li>'
-
-
-def _charts(summary: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> str:
-    latencies = [
-        s["response"]["latency_ms"] for i in items for s in i["samples"] if "response" in s
-    ]
-    return (
-        '<section class="charts">'
-        f"<figure><figcaption>Latency per response</figcaption>{_histogram(latencies)}</figure>"
-        f"<figure><figcaption>Pass rate per suite</figcaption>{_suite_bars(summary)}</figure>"
-        "</section>"
-    )
-
-
-def _histogram(latencies: Sequence[float]) -> str:
-    """An SVG histogram of the latencies of every sample's response."""
-    if not latencies:
-        return '<p class="muted">no responses</p>'
-    step = _nice_step(max(latencies) / 10)
-    bins = max(1, math.ceil(max(latencies) / step))
-    counts = [0] * bins
-    for value in latencies:
-        counts[min(int(value // step), bins - 1)] += 1
-    width, height, left, bottom, top = 520, 200, 34, 30, 10
-    plot_w, plot_h = width - left - 16, height - bottom - top
-    bar_w, tallest = plot_w / bins, max(counts)
-
-    def y_of(count: int) -> float:
-        return top + plot_h - plot_h * count / tallest
-
-    parts = [f'<svg viewBox="0 0 {width} {height}" role="img" class="histogram" '
-             'aria-label="latency histogram">']
-    for count in sorted({0, tallest // 2, tallest}):
-        y = y_of(count)
-        parts.append(f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" '
-                     f'y2="{y:.1f}"/>{_svg_text(left - 4, y + 4, str(count), "end")}')
-    for edge in range(0, bins + 1, math.ceil(bins / 8)):
-        parts.append(_svg_text(left + edge * bar_w, height - bottom + 14, f"{edge * step:g}"))
-    for index, count in enumerate(counts):
-        if count:
-            span = f"{_ms(index * step)} to {_ms((index + 1) * step)}"
-            parts.append(
-                f'<rect class="bar" x="{left + index * bar_w + 1:.1f}" y="{y_of(count):.1f}" '
-                f'width="{max(bar_w - 2, 1):.1f}" height="{top + plot_h - y_of(count):.1f}">'
-                f"<title>{span}: {count} response{'s' if count != 1 else ''}</title></rect>"
-            )
-    caption = f"milliseconds ({len(latencies)} responses)"
-    parts.append(_svg_text(left + plot_w / 2, height - 2, caption) + "</svg>")
-    return "".join(parts)
-
-
-def _svg_text(x: float, y: float, text: str, anchor: str = "middle") -> str:
-    return (f'<text class="axis" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">'
-            f"{escape(text)}</text>")
-
-
-def _nice_step(raw: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten that is at least ``raw``."""
-    if raw <= 0:
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-
-
-def _suite_bars(summary: Mapping[str, Any]) -> str:
-    """Per suite, a bar split into passed, failed and the rest, with the pass rate beside it."""
-    rows = []
-    for suite in summary["suites"]:
-        o, total = suite["outcomes"], suite["items"]
-        failed = o["failed"] + o["error"]
-        segments = "".join(
-            f'<span class="seg {cls}" style="width:{100 * n / total:.2f}%" title="{n} {cls}">'
-            "</span>"
-            for cls, n in (("passed", o["passed"]), ("failed", failed),
-                           ("other", total - o["passed"] - failed)) if n
-        )
-        rate = "-" if suite["pass_rate"] is None else f"{suite['pass_rate']:.0%}"
-        rows.append(
-            f'<div class="suite-row"><span class="suite-name" title="{escape(suite["suite"])}">'
-            f'{escape(suite["suite"])}</span><span class="track">{segments}</span>'
-            f'<span class="rate">{rate} <small>({o["passed"]}/{total})</small></span></div>'
-        )
-    return '<div class="suite-bars">' + "".join(rows) + "</div>" if rows else (
-        '<p class="muted">no items</p>'
-    )
 
 
 def _table(
@@ -278,7 +193,7 @@ def _case(
         f'<span class="where">{escape(item["suite"])}:{item["line"]}</span>{_headline(item)}',
         escape(item["model"] or "-"),
         counted,
-        _ms(item["latency_ms"]),
+        ms(item["latency_ms"]),
         "-" if not answered else "unknown" if tokens is None else f"{tokens:,}",
         "-" if not answered else "unknown" if cost is None else _usd(cost),
         source,
@@ -349,7 +264,7 @@ def _sample(sample: Mapping[str, Any], count: int, previous: Mapping[int, str]) 
     usage = Usage.from_json(r["usage"])
     counted = "tokens unknown" if usage is None else (
         f"{usage.prompt_tokens:,} in + {usage.output_tokens:,} out tokens")
-    facts = [escape(r["model"]), _ms(r["latency_ms"]), counted]
+    facts = [escape(r["model"]), ms(r["latency_ms"]), counted]
     facts.append("cost unknown" if r["cost_usd"] is None else _usd(r["cost_usd"]))
     facts += [f"finish {escape(str(r['finish_reason']))}", "replayed" if r["replayed"] else "live"]
     old = previous.get(sample["sample"])
@@ -395,7 +310,3 @@ def _unknown(count: int | None, what: str) -> str:
 def _usd(value: float) -> str:
     # Four decimals hide the cost of a single short prompt; six are noise above a cent.
     return f"${value:.4f}" if value >= 0.01 else f"${value:.6f}"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} ms"

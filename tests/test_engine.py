@@ -311,7 +311,7 @@ def test_sending_stops_once_the_spent_cost_reaches_grok_max_cost(project: Projec
     assert project.server.request_count == 2
     result.stdout.fnmatch_lines(
         ["FAILED test_many.yaml::case-2 - request not sent: "
-         "the run has already spent $2.0000 of --grok-max-cost $1.5"]
+         "the run has already spent $2.000000 of --grok-max-cost $1.5"]
     )
 
 

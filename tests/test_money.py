@@ -79,8 +79,8 @@ def test_grok_max_cost_counts_a_timed_out_attempt_and_does_not_send_the_retry(
     result.assert_outcomes(failed=1)
     assert project.server.request_count == 1
     assert re.search(
-        r"request not sent: the run has spent \$0\.0025 \(\$0\.0025 of it possibly billed\) "
-        rf"and this attempt could cost up to \$0\.0025, over --grok-max-cost \${limit}",
+        r"request not sent: the run has spent \$0\.002502 \(\$0\.002502 of it possibly billed\) "
+        rf"and this attempt could cost up to \$0\.002502, over --grok-max-cost \${limit}",
         failure(result),
     ), failure(result)
     project.server.wait_for_idle()
@@ -292,6 +292,35 @@ def test_grader_calls_are_in_the_totals_and_shown_apart(project: Project) -> Non
     assert summary["cost_usd"] == pytest.approx(0.01)
     assert summary["judge"]["cost_usd"] == pytest.approx(0.007)
     assert summary["requests"]["judge"]["calls"] == 1
+
+
+def _slow_b_without_usage(request: FakeRequest) -> Reply:
+    if request.body["messages"][0]["content"] == JUDGE_SYSTEM:
+        return Reply(content='{"pass": true, "reason": "fine"}', omit_usage=True)
+    return Reply(omit_usage=True, latency=2.0 if request.prompt == "hello b" else None)
+
+
+def test_grok_max_cost_counts_the_attempts_in_flight_before_sending_a_grader_call(
+    project: Project,
+) -> None:
+    # Answers without usage are possibly billed their whole estimate. Case a answers at once and
+    # its grader call would fit beside the spent cost, but not beside case b, still in flight.
+    project.server.responder = _slow_b_without_usage
+    project.suite("test_two.yaml", """
+        params: {max_tokens: 1000}
+        cases:
+          - {id: a, prompt: hello a, expect: {judge: is polite}}
+          - {id: b, prompt: hello b, expect: {judge: is polite}}
+    """)
+    result = project.run("--grok-max-cost", "0.0054", "--grok-report", "report.json", "-rA")
+    result.assert_outcomes(errors=2)
+    requests = report(project)["summary"]["requests"]
+    assert requests["attempts"] == 2
+    assert requests["cost_usd"] + requests["possibly_billed_usd"] <= 0.0054
+    result.stdout.fnmatch_lines(["*the run has spent $0.002502 ($0.002502 of it possibly billed), "
+                                 "attempts in flight could cost up to $0.002502, and this attempt"
+                                 " could cost up to $0.000829, over --grok-max-cost $0.0054"])
+    project.server.wait_for_idle()
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])

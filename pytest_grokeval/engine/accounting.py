@@ -41,6 +41,9 @@ class Ledger:
         self._max_cost = max_cost
         self._prices = prices
         self._estimates: dict[str, float | None] = {}
+        # Upper estimates of the attempts admitted and not yet ended: they may all be billed, so
+        # each admission counts the others, whatever the concurrency.
+        self._in_flight_usd = 0.0
 
     def estimate(self, request: ChatRequest) -> float | None:
         """One attempt's upper cost estimate in USD (None: unpriced model), computed once."""
@@ -50,22 +53,44 @@ class Ledger:
         return self._estimates[key]
 
     def refusal(self, request: ChatRequest) -> str | None:
-        """Why the next attempt of `request` must not be sent, or None when it may."""
+        """Why the next attempt of `request` must not be sent, or None when it may.
+
+        It may when the known cost, the possibly billed estimates, the estimates of the attempts
+        in flight and its own estimate stay within --grok-max-cost.
+        """
         limit = self._max_cost
         if limit is None:
             return None
         s = self.spending
         spent = s.committed_usd
-        possible = f" (${s.possible_cost_usd:.4f} of it possibly billed)" if s.unsettled else ""
-        if spent >= limit:
-            return f"the run has already spent ${spent:.4f}{possible} of --grok-max-cost ${limit:g}"
         estimate = self.estimate(request) or 0.0
-        if spent + estimate > limit:
+        in_flight = self._in_flight_usd
+        if spent + in_flight + estimate <= limit:
+            return None
+        digits = _digits(spent + in_flight + estimate, limit)
+        possible = (
+            f" (${s.possible_cost_usd:.{digits}f} of it possibly billed)" if s.unsettled else ""
+        )
+        if spent >= limit:
             return (
-                f"the run has spent ${spent:.4f}{possible} and this attempt could cost up to "
-                f"${estimate:.4f}, over --grok-max-cost ${limit:g}"
+                f"the run has already spent ${spent:.{digits}f}{possible} of --grok-max-cost "
+                f"${limit:.12g}"
             )
-        return None
+        flying = ""
+        if in_flight:
+            flying = f", attempts in flight could cost up to ${in_flight:.{digits}f},"
+        return (
+            f"the run has spent ${spent:.{digits}f}{possible}{flying} and this attempt could cost "
+            f"up to ${estimate:.{digits}f}, over --grok-max-cost ${limit:.12g}"
+        )
+
+    def reserve(self, request: ChatRequest) -> None:
+        """An attempt admitted: its estimate counts against the budget until release()."""
+        self._in_flight_usd += self.estimate(request) or 0.0
+
+    def release(self, request: ChatRequest) -> None:
+        """An admitted attempt ended; what it cost or may have cost is booked on its own."""
+        self._in_flight_usd = max(0.0, self._in_flight_usd - (self.estimate(request) or 0.0))
 
     def sent(self) -> None:
         self.spending.attempts += 1
@@ -96,3 +121,11 @@ class Ledger:
             self.unsettled(request)
         else:
             s.cost_usd += completion.cost_usd
+
+
+def _digits(total: float, limit: float) -> int:
+    """Decimals enough for a figure over `limit` to show as over it: 6 at least, up to 12."""
+    for digits in range(6, 12):
+        if round(total, digits) > round(limit, digits):
+            return digits
+    return 12

@@ -60,7 +60,7 @@ def test_a_hanging_prompt_is_sent_twice_at_most_and_both_attempts_are_counted_as
         [
             f"attempts: 2, 2 of unknown cost (*): up to {possible} possibly billed",
             "tokens: unknown (2 attempts without a response); "
-            f"cost $0.000000 + up to {possible} possibly billed",
+            f"cost unknown (up to {possible} possibly billed)",
         ]
     )
     requests = report(project)["summary"]["requests"]
@@ -138,7 +138,7 @@ def test_a_reply_without_usage_fails_a_tokens_check_and_is_stored_as_unknown(
     result.stdout.fnmatch_lines(
         [
             "*got the token count is unknown: the response reported no usage",
-            "tokens: unknown (1 response without usage); cost $0.000000 + up to $* possibly billed",
+            "tokens: unknown (1 response without usage); cost unknown (up to $* possibly billed)",
         ]
     )
     (entry,) = json.loads(project.recording("test_one.yaml").read_text())["entries"]["one"]
@@ -190,13 +190,45 @@ def test_a_model_without_a_price_has_an_unknown_cost_until_grok_prices_names_it(
     project.suite("test_one.yaml", ONE + "    expect: {cost_usd: 1}\n")
     result = project.run("--grok-model", "grok-9", "-vv")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*the cost is unknown: the response reported no cost, and its*"])
+    result.stdout.fnmatch_lines([
+        "*the cost is unknown: the response reported no cost, and its*",
+        "tokens: 1,000 in, 1,000 out; cost unknown (1 of unknown price)",
+    ])
 
     project.pytester.makeini(INI + "grok_prices =\n    grok-9: 3 1 7\n")
     priced = project.run("--grok-model", "grok-9", "--grok-record=all", "-vv")
     priced.assert_outcomes(passed=1)
     # 1000 tokens in at $3/M and 1000 out at $7/M.
     priced.stdout.fnmatch_lines(["tokens: 1,000 in, 1,000 out; cost $0.010000"])
+
+
+def _some_without_usage(request: FakeRequest) -> Reply:
+    if "warmly" in request.prompt or request.prompt == "blank":
+        return Reply(content='{"pass": true, "reason": "fine"}', omit_usage=True)
+    return _grader(request)
+
+
+def test_a_cost_partly_unknown_says_how_many_responses_it_covers_never_a_bare_sum(
+    project: Project,
+) -> None:
+    project.server.responder = _some_without_usage
+    project.suite("test_three.yaml", """
+        cases:
+          - {id: one, prompt: one, expect: {judge: greets}}
+          - {id: two, prompt: two, expect: {judge: greets warmly}}
+          - {id: blank, prompt: blank}
+    """)
+    result = project.run("--grok-report", "report.json")
+    result.assert_outcomes(passed=3)
+    # Known: the replies to one and two ($0.003 each) and one's grader call ($0.007).
+    result.stdout.fnmatch_lines([
+        "tokens: *; cost $0.013000 for 3 responses, 2 more of unknown cost (up to $* possibly "
+        "billed)",
+        "  of which judge: 2 grader calls, 500 in, 20 out; cost $0.007000 for 1 call, "
+        "1 more of unknown cost",
+    ])
+    summary = report(project)["summary"]
+    assert (summary["cost_unknown"], summary["judge"]["cost_unknown"]) == (2, 1)
 
 
 def test_grok_max_cost_refuses_to_start_naming_a_model_without_a_price(project: Project) -> None:

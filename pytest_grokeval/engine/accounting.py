@@ -17,6 +17,7 @@ class Spending:
     prompt_tokens: int = 0  # over responses that reported usage
     output_tokens: int = 0
     cost_usd: float = 0.0  # over responses with a known cost
+    costed: int = 0  # responses with a known cost: what cost_usd sums
     # Attempts the API may have billed without saying what: timed out, dropped after sending,
     # a malformed 200, or a response without usage or price. Each counts its upper estimate.
     unsettled: int = 0
@@ -120,6 +121,7 @@ class Ledger:
         if completion.cost_usd is None:
             self.unsettled(request)
         else:
+            s.costed += 1
             s.cost_usd += completion.cost_usd
 
 

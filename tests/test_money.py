@@ -279,6 +279,32 @@ def test_a_403_saying_there_are_no_credits_stops_the_run_at_once(project: Projec
     result.stdout.fnmatch_lines(["requests: 1 sent, * 1 failed"])
 
 
+def test_a_403_refusing_one_prompts_content_fails_that_case_only_with_the_apis_message(
+    project: Project,
+) -> None:
+    moderated = "Content violates usage guidelines. Failed check: SAFETY_CHECK_TYPE_CSAM"
+    project.server.add_fault(Reply(status=403, error=moderated, code="permission-denied"),
+                             match="bad")
+    project.suite("test_two.yaml", "cases:\n  - id: bad\n    prompt: bad\n" + ONE[7:])
+    result = project.run("-vv")
+    result.assert_outcomes(passed=1, failed=1)
+    line = failure(result)
+    assert "test_two.yaml::bad" in line and f"HTTP 403: {moderated}" in line, line
+    assert "key" not in result.stdout.str()
+
+
+def test_a_403_saying_the_team_has_no_licenses_stops_the_run_saying_so(project: Project) -> None:
+    project.server.add_fault(Reply(status=403, error="Your team has no licenses for this model."))
+    project.suite("test_one.yaml", ONE)
+    result = project.run()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "*HTTP 403: Your team has no licenses for this model. (the team has no license for this;"
+        " see console.x.ai; the prefetch stopped)*"
+    ])
+    assert "add credits" not in result.stdout.str()
+
+
 def test_a_200_holding_an_error_object_shows_the_servers_message(project: Project) -> None:
     body = json.dumps({"error": {"message": "upstream model crashed", "type": "server_error"}})
     project.server.add_fault(Reply(raw_body=body))

@@ -88,12 +88,17 @@ def parse_completion(
 ) -> Completion:
     """Read a chat completion's or a Response's JSON body; ValueError when it is not one.
 
-    An error object in a 200 body raises ValueError with the server's message.
+    An error object in a 200 body (or a Response whose status is "failed") raises ValueError
+    with the server's message.
     """
     if not isinstance(data, dict):
         raise ValueError(f"the response is not a JSON object: {str(data)[:200]!r}")
     if "choices" not in data and "output" not in data and ("error" in data or "detail" in data):
         raise ValueError(f"the API answered 200 with an error: {body_message(data)}")
+    if api == "responses" and (data.get("status") == "failed" or data.get("error")):
+        # A Response that failed holds its error beside whatever output it got: not an answer.
+        failed = body_message(data) if data.get("error") else "the response's status is 'failed'"
+        raise ValueError(f"the API answered 200 with an error: {failed}")
     said = _responses_output(data) if api == "responses" else _chat_output(data)
     usage_data = data.get("usage")
     raw: dict[str, Any] = usage_data if isinstance(usage_data, dict) else {}

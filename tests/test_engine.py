@@ -296,7 +296,7 @@ def test_a_max_cost_below_the_estimate_refuses_to_start_and_says_the_estimate(
     result = project.run("--grok-max-cost", "0.001")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
-        ["*grokeval: the estimated cost of 3 requests is $0.0075, over --grok-max-cost $0.001;"
+        ["*grokeval: the estimated cost of 3 requests is $0.007508, over --grok-max-cost $0.001;"
          " nothing was sent*"]
     )
     assert project.server.request_count == 0

@@ -83,6 +83,8 @@ def test_grok_max_cost_counts_a_timed_out_attempt_and_does_not_send_the_retry(
         rf"and this attempt could cost up to \$0\.002502, over --grok-max-cost \${limit}",
         failure(result),
     ), failure(result)
+    # The retry the budget refused was never sent: not counted as one.
+    result.stdout.fnmatch_lines(["requests: 1 sent, * 0 retried, 1 failed"])
     project.server.wait_for_idle()
 
 
@@ -229,6 +231,20 @@ def test_a_cost_partly_unknown_says_how_many_responses_it_covers_never_a_bare_su
     ])
     summary = report(project)["summary"]
     assert (summary["cost_unknown"], summary["judge"]["cost_unknown"]) == (2, 1)
+
+
+def test_a_budget_refusal_shows_enough_digits_to_be_over_the_limit(project: Project) -> None:
+    # Two attempts, 1.5 prompt tokens and 2000 output tokens: $0.005001875, which four
+    # decimals would show as $0.0050 and six as $0.005002, neither over the limit.
+    project.suite("test_two.yaml", STUCK + "  - id: b\n    prompt: b\n")
+    result = project.run("--grok-max-cost", "0.0050018")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*the estimated cost of 2 requests is $0.0050019, over --grok-max-cost $0.0050018;*"]
+    )
+    (line,) = [line for line in result.outlines if "estimated cost" in line]
+    shown = float(line.split("is $")[1].split(",")[0])
+    assert shown > 0.0050018, line
 
 
 def test_grok_max_cost_refuses_to_start_naming_a_model_without_a_price(project: Project) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_grokeval.data import ChatRequest, Completion
 from pytest_grokeval.engine.budgets import estimate_request_cost
-from pytest_grokeval.engine.pricing import Prices
+from pytest_grokeval.engine.pricing import PRICES_AS_OF, Prices
 
 
 @dataclass
@@ -123,6 +124,26 @@ class Ledger:
         else:
             s.costed += 1
             s.cost_usd += completion.cost_usd
+
+
+def unpriced_refusal(unpriced: Sequence[str], prices: Prices | None) -> str:
+    """Why --grok-max-cost refuses to start: models without a price."""
+    names = ", ".join(repr(m) for m in unpriced)
+    return (
+        f"--grok-max-cost needs a price for every model, and {names} "
+        f"{'has' if len(unpriced) == 1 else 'have'} none (built-in prices as of "
+        f"{PRICES_AS_OF}); nothing was sent. Add it to the ini "
+        f"option grok_prices, e.g. grok_prices = {unpriced[0]}: 2.00 0.50 6.00"
+    )
+
+
+def over_estimate_refusal(count: int, estimate: float, limit: float) -> str:
+    """Why --grok-max-cost refuses to start: the upper estimate of `count` requests is over it."""
+    return (
+        f"the estimated cost of {count} requests is ${estimate:.{_digits(estimate, limit)}f}, "
+        f"over --grok-max-cost ${limit:.12g}; nothing was sent. "
+        "Raise the limit, lower max_tokens, or select fewer cases (-k)"
+    )
 
 
 def _digits(total: float, limit: float) -> int:

@@ -177,6 +177,9 @@ class Engine:
                     uses = await self._admit(request)
                     if attempt == 0:
                         self.stats.sent += 1
+                    else:
+                        # Counted once admitted: a retry the budget refuses was never sent.
+                        self.stats.retried += 1
                     try:
                         completion = await self._send(client, request, *uses)
                         # Booked before the release below, so the budget never misses it.
@@ -192,7 +195,6 @@ class Engine:
                     error = exc.error
                     message = f"{error.message} ({gave_up})"
                     return self._finish(request, FetchError(message, error.status, error.kind))
-                self.stats.retried += 1
                 delay = self._backoff(attempt + 1, exc.retry_after)
                 if exc.rate_limited and exc.retry_after is None and self._learned_now:
                     # The limit it stated is now a window that holds this request back.

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pytest_grokeval.checks.judge import JUDGE_PARAMS, JudgeError, grader_request, parse_rubric
 from pytest_grokeval.checks.registry import CHECKS, Check, CheckResult, run_checks
 from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
+from pytest_grokeval.engine.accounting import over_estimate_refusal, unpriced_refusal
 from pytest_grokeval.engine.budgets import estimate_request_cost
 from pytest_grokeval.engine.catalog import (
     Catalog,
@@ -25,7 +26,7 @@ from pytest_grokeval.engine.catalog import (
 )
 from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats, default_client
 from pytest_grokeval.engine.errors import FatalAPIError
-from pytest_grokeval.engine.pricing import PRICES_AS_OF, price_for
+from pytest_grokeval.engine.pricing import price_for
 from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.options import Settings
 from pytest_grokeval.prefetch.sampling import Plan
@@ -568,21 +569,10 @@ class GrokRun:
         models = {r.model for r in unique.values()} | graders
         unpriced = sorted(m for m in models if price_for(m, prices) is None)
         if unpriced:
-            names = ", ".join(repr(m) for m in unpriced)
-            raise BudgetExceeded(
-                f"--grok-max-cost needs a price for every model, and {names} "
-                f"{'has' if len(unpriced) == 1 else 'have'} none (built-in prices as of "
-                f"{PRICES_AS_OF}); nothing was sent. Add it to the ini option grok_prices, "
-                "e.g. grok_prices = " + f"{unpriced[0]}: 2.00 0.50 6.00"
-            )
+            raise BudgetExceeded(unpriced_refusal(unpriced, prices))
         estimate = sum(estimate_request_cost(r, prices) or 0.0 for r in unique.values())
         if estimate > limit:
-            count = len(unique)
-            raise BudgetExceeded(
-                f"the estimated cost of {count} requests is ${estimate:.4f}, over "
-                f"--grok-max-cost ${limit:g}; nothing was sent. "
-                "Raise the limit, lower max_tokens, or select fewer cases (-k)"
-            )
+            raise BudgetExceeded(over_estimate_refusal(len(unique), estimate, limit))
 
     def _unfinished(self, jobs: Sequence[Job]) -> None:
         """Items whose sampling was cut short by a fatal error or Ctrl-C say so."""

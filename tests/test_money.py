@@ -247,6 +247,17 @@ def test_a_budget_refusal_shows_enough_digits_to_be_over_the_limit(project: Proj
     assert shown > 0.0050018, line
 
 
+def test_grok_max_cost_with_a_mistyped_model_says_did_you_mean_not_only_add_a_price(
+    project: Project,
+) -> None:
+    project.suite("test_one.yaml", ONE)
+    result = project.run("--grok-model", "grok-4.33", "--grok-max-cost", "1")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*'grok-4.33' has none (*); did you mean 'grok-4.3'?; nothing "
+                                 "was sent. If the name is right, add it to *grok_prices*"])
+    assert project.server.request_count == 0
+
+
 def test_grok_max_cost_refuses_to_start_naming_a_model_without_a_price(project: Project) -> None:
     serve_an_unpriced_model(project.server, "grok-9")
     project.suite("test_one.yaml", ONE)

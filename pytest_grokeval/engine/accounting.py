@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_grokeval.collect.yamlnodes import did_you_mean
 from pytest_grokeval.data import ChatRequest, Completion
 from pytest_grokeval.engine.budgets import estimate_request_cost
-from pytest_grokeval.engine.pricing import PRICES_AS_OF, Prices
+from pytest_grokeval.engine.pricing import PRICES, PRICES_AS_OF, Prices
 
 
 @dataclass
@@ -127,12 +128,20 @@ class Ledger:
 
 
 def unpriced_refusal(unpriced: Sequence[str], prices: Prices | None) -> str:
-    """Why --grok-max-cost refuses to start: models without a price."""
+    """Why --grok-max-cost refuses to start: models without a price, a typo's likely fix first.
+
+    The budget is checked before the model catalog, whose "did you mean" would come too late.
+    """
     names = ", ".join(repr(m) for m in unpriced)
+    known = sorted({*PRICES, *(prices or {})})
+    if len(unpriced) == 1:
+        hints = did_you_mean(unpriced[0], known)
+    else:
+        hints = "".join(did_you_mean(m, known).replace(";", f"; for {m!r},", 1) for m in unpriced)
     return (
         f"--grok-max-cost needs a price for every model, and {names} "
         f"{'has' if len(unpriced) == 1 else 'have'} none (built-in prices as of "
-        f"{PRICES_AS_OF}); nothing was sent. Add it to the ini "
+        f"{PRICES_AS_OF}){hints}; nothing was sent. If the name is right, add it to the ini "
         f"option grok_prices, e.g. grok_prices = {unpriced[0]}: 2.00 0.50 6.00"
     )
 

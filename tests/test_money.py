@@ -153,7 +153,9 @@ def test_a_reply_without_usage_fails_a_tokens_check_and_is_stored_as_unknown(
     replay.stdout.fnmatch_lines(["*the token count is unknown*"])
 
 
-@pytest.mark.parametrize("usage", [{"prompt_tokens": -5}, {"completion_tokens": "many"}])
+@pytest.mark.parametrize(
+    "usage", [{"prompt_tokens": -5}, {"completion_tokens": "many"}, {"total_tokens": 2}]
+)
 def test_invalid_usage_counts_as_unknown(project: Project, usage: dict[str, object]) -> None:
     # A NaN arrives as a float: the same path as any count that is not a non-negative int.
     body = {
@@ -164,6 +166,22 @@ def test_invalid_usage_counts_as_unknown(project: Project, usage: dict[str, obje
     }
     project.server.add_fault(Reply(raw_body=json.dumps(body)))
     project.suite("test_one.yaml", ONE + "    expect: {tokens: {max: 100}}\n")
+    result = project.run("-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the token count is unknown*"])
+
+
+def test_a_responses_usage_whose_total_is_below_input_plus_output_counts_as_unknown(
+    project: Project,
+) -> None:
+    body = {
+        "object": "response", "status": "completed", "model": "grok-4.3",
+        "output": [{"type": "message", "role": "assistant",
+                    "content": [{"type": "output_text", "text": "hi"}]}],
+        "usage": {"input_tokens": 5, "output_tokens": 3, "total_tokens": 1},
+    }
+    project.server.add_fault(Reply(raw_body=json.dumps(body)))
+    project.suite("test_one.yaml", "api: responses\n" + ONE + "    expect: {tokens: {max: 5}}\n")
     result = project.run("-vv")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the token count is unknown*"])

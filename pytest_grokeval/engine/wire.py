@@ -205,13 +205,15 @@ def _tool_call(call: dict[str, Any]) -> ToolCall:
 
 
 def parse_usage(raw: dict[str, Any]) -> Usage | None:
-    """Chat usage, or None when a main count is missing or not a count (negative, NaN, text)."""
+    """Chat usage, or None when a main count is missing or not a count (negative, NaN, text),
+    or the total is less than prompt plus completion."""
     prompt = _count(raw.get("prompt_tokens"))
     completion = _count(raw.get("completion_tokens"))
     if prompt is None or completion is None:
         return None
     total = raw.get("total_tokens")
-    if total is not None and _count(total) is None:
+    if total is not None and (_count(total) is None or total < prompt + completion):
+        # The total holds prompt, completion and reasoning: less than two of them is no count.
         return None
     return Usage(
         prompt_tokens=prompt,
@@ -223,12 +225,16 @@ def parse_usage(raw: dict[str, Any]) -> Usage | None:
 
 
 def _responses_usage(raw: dict[str, Any]) -> Usage | None:
-    """Responses usage (output_tokens include reasoning), or None when a main count is unknown."""
+    """Responses usage (output_tokens include reasoning), or None when a main count is unknown
+    or the total is not one (less than input plus output)."""
     prompt = _count(raw.get("input_tokens"))
     output = _count(raw.get("output_tokens"))
     if prompt is None or output is None:
         return None
     reasoning = _count(_get(raw, "output_tokens_details", "reasoning_tokens")) or 0
+    total = raw.get("total_tokens")
+    if total is not None and (_count(total) is None or total < prompt + output):
+        return None
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=max(output - reasoning, 0),

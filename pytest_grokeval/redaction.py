@@ -41,8 +41,12 @@ class Redactor:
 
     @classmethod
     def for_key(cls, api_key: str | None, base_url: str) -> Redactor:
-        """For a run: the key, and the password of a base URL (`https://u:p@host/v1`)."""
-        secrets = [api_key or ""]
+        """For a run: the key, and the password of a base URL (`https://u:p@host/v1`).
+
+        A key shorter than MIN_RUN is no secret (`XAI_API_KEY=fake` for replay-only runs, or a
+        local server's): masking every "fake" or "x" in prompts and answers would corrupt them.
+        """
+        secrets = [api_key if api_key and len(api_key) >= MIN_RUN else ""]
         password = urlsplit(base_url).password
         if password and len(password) >= 4:
             secrets += [password, unquote(password)]

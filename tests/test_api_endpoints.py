@@ -283,3 +283,34 @@ def test_the_summary_names_no_learned_limit_when_none_was_stated(project: Projec
     result = project.run()
     result.assert_outcomes(passed=1)
     assert not [line for line in result.outlines if line.startswith("learned:")]
+
+
+def _response_body(status: str, error: object) -> str:
+    return json.dumps({
+        "id": "r", "object": "response", "status": status, "model": "grok-4.3", "error": error,
+        "output": [{"type": "message", "role": "assistant",
+                    "content": [{"type": "output_text", "text": "hi there"}]}],
+        "usage": {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8},
+    })
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "said"),
+    [
+        ("failed", {"code": "server_error", "message": "boom"}, "boom"),
+        ("failed", None, "the response's status is 'failed'"),
+        ("completed", {"code": "server_error", "message": "boom"}, "boom"),
+    ],
+)
+def test_a_responses_200_that_failed_is_an_error_with_its_message_not_an_answer(
+    project: Project, status: str, error: object, said: str
+) -> None:
+    project.server.add_fault(Reply(raw_body=_response_body(status, error)))
+    project.suite("test_one.yaml", "api: responses\ncases:\n  - id: one\n    prompt: one\n"
+                  "    expect: {contains: hi}\n")
+    result = project.run("--grok-retries", "0", "-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"FAILED test_one.yaml::one - *malformed response: the API answered 200 with an error: "
+         f"{said}*"]
+    )

@@ -296,7 +296,7 @@ def test_a_max_cost_below_the_estimate_refuses_to_start_and_says_the_estimate(
     result = project.run("--grok-max-cost", "0.001")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
-        ["*grokeval: the estimated cost of 3 requests is $0.0075, over --grok-max-cost $0.001;"
+        ["*grokeval: the estimated cost of 3 requests is $0.007508, over --grok-max-cost $0.001;"
          " nothing was sent*"]
     )
     assert project.server.request_count == 0
@@ -311,7 +311,7 @@ def test_sending_stops_once_the_spent_cost_reaches_grok_max_cost(project: Projec
     assert project.server.request_count == 2
     result.stdout.fnmatch_lines(
         ["FAILED test_many.yaml::case-2 - request not sent: "
-         "the run has already spent $2.0000 of --grok-max-cost $1.5"]
+         "the run has already spent $2.000000 of --grok-max-cost $1.5"]
     )
 
 

@@ -172,6 +172,10 @@ NO_CREDITS = (
          FatalAPIError),
         (Reply(status=403, error="Your newly created team doesn't have any credits or licenses "
                "yet."), FatalAPIError),
+        (Reply(status=403, error="Content violates usage guidelines. Failed check: SAFETY",
+               code="permission-denied"), ItemError),
+        (Reply(status=403, error="Your team has no licenses for this model."), FatalAPIError),
+        (Reply(status=403, error="Invalid API key"), FatalAPIError),
         (Reply(status=429, error="Free usage quota exceeded. Purchase credits to continue.",
                code="resource-exhausted"), FatalAPIError),
         (Reply(status=429, error="Too many requests for team abc and model grok-4.3. Your "

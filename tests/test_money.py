@@ -60,7 +60,7 @@ def test_a_hanging_prompt_is_sent_twice_at_most_and_both_attempts_are_counted_as
         [
             f"attempts: 2, 2 of unknown cost (*): up to {possible} possibly billed",
             "tokens: unknown (2 attempts without a response); "
-            f"cost $0.000000 + up to {possible} possibly billed",
+            f"cost unknown (up to {possible} possibly billed)",
         ]
     )
     requests = report(project)["summary"]["requests"]
@@ -79,10 +79,12 @@ def test_grok_max_cost_counts_a_timed_out_attempt_and_does_not_send_the_retry(
     result.assert_outcomes(failed=1)
     assert project.server.request_count == 1
     assert re.search(
-        r"request not sent: the run has spent \$0\.0025 \(\$0\.0025 of it possibly billed\) "
-        rf"and this attempt could cost up to \$0\.0025, over --grok-max-cost \${limit}",
+        r"request not sent: the run has spent \$0\.002502 \(\$0\.002502 of it possibly billed\) "
+        rf"and this attempt could cost up to \$0\.002502, over --grok-max-cost \${limit}",
         failure(result),
     ), failure(result)
+    # The retry the budget refused was never sent: not counted as one.
+    result.stdout.fnmatch_lines(["requests: 1 sent, * 0 retried, 1 failed"])
     project.server.wait_for_idle()
 
 
@@ -138,7 +140,7 @@ def test_a_reply_without_usage_fails_a_tokens_check_and_is_stored_as_unknown(
     result.stdout.fnmatch_lines(
         [
             "*got the token count is unknown: the response reported no usage",
-            "tokens: unknown (1 response without usage); cost $0.000000 + up to $* possibly billed",
+            "tokens: unknown (1 response without usage); cost unknown (up to $* possibly billed)",
         ]
     )
     (entry,) = json.loads(project.recording("test_one.yaml").read_text())["entries"]["one"]
@@ -151,7 +153,9 @@ def test_a_reply_without_usage_fails_a_tokens_check_and_is_stored_as_unknown(
     replay.stdout.fnmatch_lines(["*the token count is unknown*"])
 
 
-@pytest.mark.parametrize("usage", [{"prompt_tokens": -5}, {"completion_tokens": "many"}])
+@pytest.mark.parametrize(
+    "usage", [{"prompt_tokens": -5}, {"completion_tokens": "many"}, {"total_tokens": 2}]
+)
 def test_invalid_usage_counts_as_unknown(project: Project, usage: dict[str, object]) -> None:
     # A NaN arrives as a float: the same path as any count that is not a non-negative int.
     body = {
@@ -162,6 +166,22 @@ def test_invalid_usage_counts_as_unknown(project: Project, usage: dict[str, obje
     }
     project.server.add_fault(Reply(raw_body=json.dumps(body)))
     project.suite("test_one.yaml", ONE + "    expect: {tokens: {max: 100}}\n")
+    result = project.run("-vv")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the token count is unknown*"])
+
+
+def test_a_responses_usage_whose_total_is_below_input_plus_output_counts_as_unknown(
+    project: Project,
+) -> None:
+    body = {
+        "object": "response", "status": "completed", "model": "grok-4.3",
+        "output": [{"type": "message", "role": "assistant",
+                    "content": [{"type": "output_text", "text": "hi"}]}],
+        "usage": {"input_tokens": 5, "output_tokens": 3, "total_tokens": 1},
+    }
+    project.server.add_fault(Reply(raw_body=json.dumps(body)))
+    project.suite("test_one.yaml", "api: responses\n" + ONE + "    expect: {tokens: {max: 5}}\n")
     result = project.run("-vv")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the token count is unknown*"])
@@ -190,13 +210,70 @@ def test_a_model_without_a_price_has_an_unknown_cost_until_grok_prices_names_it(
     project.suite("test_one.yaml", ONE + "    expect: {cost_usd: 1}\n")
     result = project.run("--grok-model", "grok-9", "-vv")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*the cost is unknown: the response reported no cost, and its*"])
+    result.stdout.fnmatch_lines([
+        "*the cost is unknown: the response reported no cost, and its*",
+        "tokens: 1,000 in, 1,000 out; cost unknown (1 of unknown price)",
+    ])
 
     project.pytester.makeini(INI + "grok_prices =\n    grok-9: 3 1 7\n")
     priced = project.run("--grok-model", "grok-9", "--grok-record=all", "-vv")
     priced.assert_outcomes(passed=1)
     # 1000 tokens in at $3/M and 1000 out at $7/M.
     priced.stdout.fnmatch_lines(["tokens: 1,000 in, 1,000 out; cost $0.010000"])
+
+
+def _some_without_usage(request: FakeRequest) -> Reply:
+    if "warmly" in request.prompt or request.prompt == "blank":
+        return Reply(content='{"pass": true, "reason": "fine"}', omit_usage=True)
+    return _grader(request)
+
+
+def test_a_cost_partly_unknown_says_how_many_responses_it_covers_never_a_bare_sum(
+    project: Project,
+) -> None:
+    project.server.responder = _some_without_usage
+    project.suite("test_three.yaml", """
+        cases:
+          - {id: one, prompt: one, expect: {judge: greets}}
+          - {id: two, prompt: two, expect: {judge: greets warmly}}
+          - {id: blank, prompt: blank}
+    """)
+    result = project.run("--grok-report", "report.json")
+    result.assert_outcomes(passed=3)
+    # Known: the replies to one and two ($0.003 each) and one's grader call ($0.007).
+    result.stdout.fnmatch_lines([
+        "tokens: *; cost $0.013000 for 3 responses, 2 more of unknown cost (up to $* possibly "
+        "billed)",
+        "  of which judge: 2 grader calls, 500 in, 20 out; cost $0.007000 for 1 call, "
+        "1 more of unknown cost",
+    ])
+    summary = report(project)["summary"]
+    assert (summary["cost_unknown"], summary["judge"]["cost_unknown"]) == (2, 1)
+
+
+def test_a_budget_refusal_shows_enough_digits_to_be_over_the_limit(project: Project) -> None:
+    # Two attempts, 1.5 prompt tokens and 2000 output tokens: $0.005001875, which four
+    # decimals would show as $0.0050 and six as $0.005002, neither over the limit.
+    project.suite("test_two.yaml", STUCK + "  - id: b\n    prompt: b\n")
+    result = project.run("--grok-max-cost", "0.0050018")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*the estimated cost of 2 requests is $0.0050019, over --grok-max-cost $0.0050018;*"]
+    )
+    (line,) = [line for line in result.outlines if "estimated cost" in line]
+    shown = float(line.split("is $")[1].split(",")[0])
+    assert shown > 0.0050018, line
+
+
+def test_grok_max_cost_with_a_mistyped_model_says_did_you_mean_not_only_add_a_price(
+    project: Project,
+) -> None:
+    project.suite("test_one.yaml", ONE)
+    result = project.run("--grok-model", "grok-4.33", "--grok-max-cost", "1")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*'grok-4.33' has none (*); did you mean 'grok-4.3'?; nothing "
+                                 "was sent. If the name is right, add it to *grok_prices*"])
+    assert project.server.request_count == 0
 
 
 def test_grok_max_cost_refuses_to_start_naming_a_model_without_a_price(project: Project) -> None:
@@ -247,6 +324,32 @@ def test_a_403_saying_there_are_no_credits_stops_the_run_at_once(project: Projec
     result.stdout.fnmatch_lines(["requests: 1 sent, * 1 failed"])
 
 
+def test_a_403_refusing_one_prompts_content_fails_that_case_only_with_the_apis_message(
+    project: Project,
+) -> None:
+    moderated = "Content violates usage guidelines. Failed check: SAFETY_CHECK_TYPE_CSAM"
+    project.server.add_fault(Reply(status=403, error=moderated, code="permission-denied"),
+                             match="bad")
+    project.suite("test_two.yaml", "cases:\n  - id: bad\n    prompt: bad\n" + ONE[7:])
+    result = project.run("-vv")
+    result.assert_outcomes(passed=1, failed=1)
+    line = failure(result)
+    assert "test_two.yaml::bad" in line and f"HTTP 403: {moderated}" in line, line
+    assert "key" not in result.stdout.str()
+
+
+def test_a_403_saying_the_team_has_no_licenses_stops_the_run_saying_so(project: Project) -> None:
+    project.server.add_fault(Reply(status=403, error="Your team has no licenses for this model."))
+    project.suite("test_one.yaml", ONE)
+    result = project.run()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([
+        "*HTTP 403: Your team has no licenses for this model. (the team has no license for this;"
+        " see console.x.ai; the prefetch stopped)*"
+    ])
+    assert "add credits" not in result.stdout.str()
+
+
 def test_a_200_holding_an_error_object_shows_the_servers_message(project: Project) -> None:
     body = json.dumps({"error": {"message": "upstream model crashed", "type": "server_error"}})
     project.server.add_fault(Reply(raw_body=body))
@@ -292,6 +395,35 @@ def test_grader_calls_are_in_the_totals_and_shown_apart(project: Project) -> Non
     assert summary["cost_usd"] == pytest.approx(0.01)
     assert summary["judge"]["cost_usd"] == pytest.approx(0.007)
     assert summary["requests"]["judge"]["calls"] == 1
+
+
+def _slow_b_without_usage(request: FakeRequest) -> Reply:
+    if request.body["messages"][0]["content"] == JUDGE_SYSTEM:
+        return Reply(content='{"pass": true, "reason": "fine"}', omit_usage=True)
+    return Reply(omit_usage=True, latency=2.0 if request.prompt == "hello b" else None)
+
+
+def test_grok_max_cost_counts_the_attempts_in_flight_before_sending_a_grader_call(
+    project: Project,
+) -> None:
+    # Answers without usage are possibly billed their whole estimate. Case a answers at once and
+    # its grader call would fit beside the spent cost, but not beside case b, still in flight.
+    project.server.responder = _slow_b_without_usage
+    project.suite("test_two.yaml", """
+        params: {max_tokens: 1000}
+        cases:
+          - {id: a, prompt: hello a, expect: {judge: is polite}}
+          - {id: b, prompt: hello b, expect: {judge: is polite}}
+    """)
+    result = project.run("--grok-max-cost", "0.0054", "--grok-report", "report.json", "-rA")
+    result.assert_outcomes(errors=2)
+    requests = report(project)["summary"]["requests"]
+    assert requests["attempts"] == 2
+    assert requests["cost_usd"] + requests["possibly_billed_usd"] <= 0.0054
+    result.stdout.fnmatch_lines(["*the run has spent $0.002502 ($0.002502 of it possibly billed), "
+                                 "attempts in flight could cost up to $0.002502, and this attempt"
+                                 " could cost up to $0.000829, over --grok-max-cost $0.0054"])
+    project.server.wait_for_idle()
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "n2"])

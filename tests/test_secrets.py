@@ -96,3 +96,23 @@ def test_any_twelve_character_run_of_the_key_is_redacted_and_nothing_else() -> N
     assert redact(f"key {middle} end") == f"key {MASK} end"
     assert redact(API_KEY[:11]) == API_KEY[:11]
     assert redact("an ordinary message") == "an ordinary message"
+
+
+@pytest.mark.parametrize("key", ["fake", "x"])
+def test_a_key_too_short_to_be_a_secret_is_not_masked_in_prompts_answers_or_output(
+    project: Project, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    monkeypatch.setenv("XAI_API_KEY", key)
+    project.suite("test_news.yaml", """
+        cases:
+          - id: news
+            prompt: is this fake news, xai
+            expect: {contains: "fake news, xai"}
+    """)
+    project.run("-rA").assert_outcomes(passed=1)
+    recorded = project.recording("test_news.yaml").read_text()
+    assert MASK not in recorded and "You said: is this fake news, xai" in recorded
+    monkeypatch.delenv("XAI_API_KEY")
+    replay = project.run("--grok-record=none", "-rA", "--grok-max-cost", "1")
+    replay.assert_outcomes(passed=1)
+    assert MASK not in replay.stdout.str()

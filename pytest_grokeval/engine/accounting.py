@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pytest_grokeval.collect.yamlnodes import did_you_mean
 from pytest_grokeval.data import ChatRequest, Completion
 from pytest_grokeval.engine.budgets import estimate_request_cost
-from pytest_grokeval.engine.pricing import Prices
+from pytest_grokeval.engine.pricing import PRICES, PRICES_AS_OF, Prices
 
 
 @dataclass
@@ -17,6 +19,7 @@ class Spending:
     prompt_tokens: int = 0  # over responses that reported usage
     output_tokens: int = 0
     cost_usd: float = 0.0  # over responses with a known cost
+    costed: int = 0  # responses with a known cost: what cost_usd sums
     # Attempts the API may have billed without saying what: timed out, dropped after sending,
     # a malformed 200, or a response without usage or price. Each counts its upper estimate.
     unsettled: int = 0
@@ -41,6 +44,9 @@ class Ledger:
         self._max_cost = max_cost
         self._prices = prices
         self._estimates: dict[str, float | None] = {}
+        # Upper estimates of the attempts admitted and not yet ended: they may all be billed, so
+        # each admission counts the others, whatever the concurrency.
+        self._in_flight_usd = 0.0
 
     def estimate(self, request: ChatRequest) -> float | None:
         """One attempt's upper cost estimate in USD (None: unpriced model), computed once."""
@@ -50,22 +56,44 @@ class Ledger:
         return self._estimates[key]
 
     def refusal(self, request: ChatRequest) -> str | None:
-        """Why the next attempt of `request` must not be sent, or None when it may."""
+        """Why the next attempt of `request` must not be sent, or None when it may.
+
+        It may when the known cost, the possibly billed estimates, the estimates of the attempts
+        in flight and its own estimate stay within --grok-max-cost.
+        """
         limit = self._max_cost
         if limit is None:
             return None
         s = self.spending
         spent = s.committed_usd
-        possible = f" (${s.possible_cost_usd:.4f} of it possibly billed)" if s.unsettled else ""
-        if spent >= limit:
-            return f"the run has already spent ${spent:.4f}{possible} of --grok-max-cost ${limit:g}"
         estimate = self.estimate(request) or 0.0
-        if spent + estimate > limit:
+        in_flight = self._in_flight_usd
+        if spent + in_flight + estimate <= limit:
+            return None
+        digits = _digits(spent + in_flight + estimate, limit)
+        possible = (
+            f" (${s.possible_cost_usd:.{digits}f} of it possibly billed)" if s.unsettled else ""
+        )
+        if spent >= limit:
             return (
-                f"the run has spent ${spent:.4f}{possible} and this attempt could cost up to "
-                f"${estimate:.4f}, over --grok-max-cost ${limit:g}"
+                f"the run has already spent ${spent:.{digits}f}{possible} of --grok-max-cost "
+                f"${limit:.12g}"
             )
-        return None
+        flying = ""
+        if in_flight:
+            flying = f", attempts in flight could cost up to ${in_flight:.{digits}f},"
+        return (
+            f"the run has spent ${spent:.{digits}f}{possible}{flying} and this attempt could cost "
+            f"up to ${estimate:.{digits}f}, over --grok-max-cost ${limit:.12g}"
+        )
+
+    def reserve(self, request: ChatRequest) -> None:
+        """An attempt admitted: its estimate counts against the budget until release()."""
+        self._in_flight_usd += self.estimate(request) or 0.0
+
+    def release(self, request: ChatRequest) -> None:
+        """An admitted attempt ended; what it cost or may have cost is booked on its own."""
+        self._in_flight_usd = max(0.0, self._in_flight_usd - (self.estimate(request) or 0.0))
 
     def sent(self) -> None:
         """One attempt has gone out."""
@@ -97,4 +125,41 @@ class Ledger:
         if completion.cost_usd is None:
             self.unsettled(request)
         else:
+            s.costed += 1
             s.cost_usd += completion.cost_usd
+
+
+def unpriced_refusal(unpriced: Sequence[str], prices: Prices | None) -> str:
+    """Why --grok-max-cost refuses to start: models without a price, a typo's likely fix first.
+
+    The budget is checked before the model catalog, whose "did you mean" would come too late.
+    """
+    names = ", ".join(repr(m) for m in unpriced)
+    known = sorted({*PRICES, *(prices or {})})
+    if len(unpriced) == 1:
+        hints = did_you_mean(unpriced[0], known)
+    else:
+        hints = "".join(did_you_mean(m, known).replace(";", f"; for {m!r},", 1) for m in unpriced)
+    return (
+        f"--grok-max-cost needs a price for every model, and {names} "
+        f"{'has' if len(unpriced) == 1 else 'have'} none (built-in prices as of "
+        f"{PRICES_AS_OF}){hints}; nothing was sent. If the name is right, add it to the ini "
+        f"option grok_prices, e.g. grok_prices = {unpriced[0]}: 2.00 0.50 6.00"
+    )
+
+
+def over_estimate_refusal(count: int, estimate: float, limit: float) -> str:
+    """Why --grok-max-cost refuses to start: the upper estimate of `count` requests is over it."""
+    return (
+        f"the estimated cost of {count} requests is ${estimate:.{_digits(estimate, limit)}f}, "
+        f"over --grok-max-cost ${limit:.12g}; nothing was sent. "
+        "Raise the limit, lower max_tokens, or select fewer cases (-k)"
+    )
+
+
+def _digits(total: float, limit: float) -> int:
+    """Decimals enough for a figure over `limit` to show as over it: 6 at least, up to 12."""
+    for digits in range(6, 12):
+        if round(total, digits) > round(limit, digits):
+            return digits
+    return 12

@@ -179,7 +179,15 @@ class Engine:
                     uses = await self._admit(request)
                     if attempt == 0:
                         self.stats.sent += 1
-                    completion = await self._send(client, request, *uses)
+                    else:
+                        # Counted once admitted: a retry the budget refuses was never sent.
+                        self.stats.retried += 1
+                    try:
+                        completion = await self._send(client, request, *uses)
+                        # Booked before the release below, so the budget never misses it.
+                        return self._finish(request, completion)
+                    finally:
+                        self._ledger.release(request)
             except ItemError as exc:
                 return self._finish(request, exc.error)
             except RetryableError as exc:
@@ -189,7 +197,6 @@ class Engine:
                     error = exc.error
                     message = f"{error.message} ({gave_up})"
                     return self._finish(request, FetchError(message, error.status, error.kind))
-                self.stats.retried += 1
                 delay = self._backoff(attempt + 1, exc.retry_after)
                 if exc.rate_limited and exc.retry_after is None and self._learned_now:
                     # The limit it stated is now a window that holds this request back.
@@ -200,8 +207,6 @@ class Engine:
                 self._emit()
                 if not exc.rate_limited:
                     await asyncio.sleep(delay)
-                continue
-            return self._finish(request, completion)
         raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
@@ -238,6 +243,8 @@ class Engine:
             settled = self._settled
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), wait if paced is not None else None)
+        # Checked by refusal() above with no await since: released when the attempt ends.
+        self._ledger.reserve(request)
         return self._pacer.reserve(tokens, now)
 
     async def _send(

@@ -45,9 +45,8 @@ class ItemError(Exception):
 
 # Out of money is a 403 in 2026 and a 429 before (shared/research/xai-api-2026.md §1.7), and a
 # 429 also means "slow down": only the text tells them apart, so both patterns read it.
-_NO_CREDITS = re.compile(
-    r"credits|spending limit|licen[cs]es|billing|purchase|payment", re.IGNORECASE
-)
+_NO_CREDITS = re.compile(r"credits|spending limit|billing|purchase|payment", re.IGNORECASE)
+_NO_LICENSE = re.compile(r"licen[cs]e", re.IGNORECASE)
 _RATE_LIMIT = re.compile(
     r"(requests?|tokens?) per (second|minute|hour)|per[- ](second|minute)|rate limit|"
     r"at capacity|too many requests",
@@ -132,7 +131,11 @@ def classify(exc: openai.APIStatusError) -> FatalAPIError | RetryableError | Ite
     rate_limited = status == 429 and bool(_RATE_LIMIT.search(message))
     if status in (402, 403, 429) and not rate_limited and _NO_CREDITS.search(message):
         return FatalAPIError(error, "add credits or raise the spending limit at console.x.ai")
-    if status in (401, 403) or (status == 400 and _BAD_KEY.search(f"{code} {message}")):
+    if status in (402, 403, 429) and not rate_limited and _NO_LICENSE.search(message):
+        return FatalAPIError(error, "the team has no license for this; see console.x.ai")
+    # A 403 is also xAI's answer to a prompt its safety checks refuse ("Content violates usage
+    # guidelines"): only one about the key stops the run, the others fail their own items.
+    if status == 401 or (status in (400, 403) and _BAD_KEY.search(f"{code} {message}")):
         return FatalAPIError(error, "the API refused the key; check it")
     # Every other request of the run would get the same answer: a wrong model or base URL.
     if status == 404:

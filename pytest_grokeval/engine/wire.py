@@ -82,12 +82,17 @@ def parse_completion(
 ) -> Completion:
     """Read a chat completion's or a Response's JSON body; ValueError when it is not one.
 
-    An error object in a 200 body raises ValueError with the server's message.
+    An error object in a 200 body (or a Response whose status is "failed") raises ValueError
+    with the server's message.
     """
     if not isinstance(data, dict):
         raise ValueError(f"the response is not a JSON object: {str(data)[:200]!r}")
     if "choices" not in data and "output" not in data and ("error" in data or "detail" in data):
         raise ValueError(f"the API answered 200 with an error: {body_message(data)}")
+    if api == "responses" and (data.get("status") == "failed" or data.get("error")):
+        # A Response that failed holds its error beside whatever output it got: not an answer.
+        failed = body_message(data) if data.get("error") else "the response's status is 'failed'"
+        raise ValueError(f"the API answered 200 with an error: {failed}")
     said = _responses_output(data) if api == "responses" else _chat_output(data)
     usage_data = data.get("usage")
     raw: dict[str, Any] = usage_data if isinstance(usage_data, dict) else {}
@@ -194,13 +199,15 @@ def _tool_call(call: dict[str, Any]) -> ToolCall:
 
 
 def parse_usage(raw: dict[str, Any]) -> Usage | None:
-    """Chat usage, or None when a main count is missing or not a count (negative, NaN, text)."""
+    """Chat usage, or None when a main count is missing or not a count (negative, NaN, text),
+    or the total is less than prompt plus completion."""
     prompt = _count(raw.get("prompt_tokens"))
     completion = _count(raw.get("completion_tokens"))
     if prompt is None or completion is None:
         return None
     total = raw.get("total_tokens")
-    if total is not None and _count(total) is None:
+    if total is not None and (_count(total) is None or total < prompt + completion):
+        # The total holds prompt, completion and reasoning: less than two of them is no count.
         return None
     return Usage(
         prompt_tokens=prompt,
@@ -212,12 +219,16 @@ def parse_usage(raw: dict[str, Any]) -> Usage | None:
 
 
 def _responses_usage(raw: dict[str, Any]) -> Usage | None:
-    """Responses usage (output_tokens include reasoning), or None when a main count is unknown."""
+    """Responses usage (output_tokens include reasoning), or None when a main count is unknown
+    or the total is not one (less than input plus output)."""
     prompt = _count(raw.get("input_tokens"))
     output = _count(raw.get("output_tokens"))
     if prompt is None or output is None:
         return None
     reasoning = _count(_get(raw, "output_tokens_details", "reasoning_tokens")) or 0
+    total = raw.get("total_tokens")
+    if total is not None and (_count(total) is None or total < prompt + output):
+        return None
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=max(output - reasoning, 0),

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from pytest_grokeval.checks.judge import parse_rubric
 from pytest_grokeval.checks.registry import CHECKS
 from pytest_grokeval.data import ChatRequest
+from pytest_grokeval.engine.accounting import over_estimate_refusal, unpriced_refusal
 from pytest_grokeval.engine.budgets import estimate_request_cost
-from pytest_grokeval.engine.pricing import PRICES_AS_OF, price_for
+from pytest_grokeval.engine.pricing import price_for
 from pytest_grokeval.options import Settings
 from pytest_grokeval.prefetch.jobs import Job
 
@@ -39,18 +40,7 @@ def check_budget(settings: Settings, requests: Sequence[ChatRequest], graders: s
     models = {r.model for r in unique.values()} | graders
     unpriced = sorted(m for m in models if price_for(m, prices) is None)
     if unpriced:
-        names = ", ".join(repr(m) for m in unpriced)
-        raise BudgetExceeded(
-            f"--grok-max-cost needs a price for every model, and {names} "
-            f"{'has' if len(unpriced) == 1 else 'have'} none (built-in prices as of "
-            f"{PRICES_AS_OF}); nothing was sent. Add it to the ini option grok_prices, "
-            "e.g. grok_prices = " + f"{unpriced[0]}: 2.00 0.50 6.00"
-        )
+        raise BudgetExceeded(unpriced_refusal(unpriced, prices))
     estimate = sum(estimate_request_cost(r, prices) or 0.0 for r in unique.values())
     if estimate > limit:
-        count = len(unique)
-        raise BudgetExceeded(
-            f"the estimated cost of {count} requests is ${estimate:.4f}, over "
-            f"--grok-max-cost ${limit:g}; nothing was sent. "
-            "Raise the limit, lower max_tokens, or select fewer cases (-k)"
-        )
+        raise BudgetExceeded(over_estimate_refusal(len(unique), estimate, limit))

@@ -266,6 +266,7 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "cost_unknown": sum(1 for r in billed if r["cost_usd"] is None),
         "judge": {
             "responses": len(graders), "tokens": _tokens(graders), "cost_usd": _cost(graders),
+            "cost_unknown": sum(1 for r in graders if r["cost_usd"] is None),
         },
         "latency_ms": {
             "p50": round(percentile(latencies, 50), 1) if latencies else None,

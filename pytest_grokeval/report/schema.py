@@ -76,14 +76,19 @@ REPORT_SCHEMA: dict[str, Any] = {
                 },
                 "possibly_billed_usd": {
                     "type": "number", "minimum": 0,
-                    "description": "upper estimate of what the unsettled attempts cost",
+                    "description": "upper estimate of what the unsettled attempts cost, "
+                    "leaving out the `unpriced` ones",
                 },
                 "unpriced": {**_INT, "description": "unsettled attempts with no known price"},
                 "lost": {**_INT, "description": "unsettled attempts that brought no response"},
                 "no_usage": {**_INT, "description": "responses without valid usage"},
                 "prompt_tokens": _INT,
                 "output_tokens": _INT,
-                "cost_usd": {"type": "number", "minimum": 0},
+                "cost_usd": {
+                    "type": "number", "minimum": 0,
+                    "description": "the cost of the responses of known cost; `unsettled` counts "
+                    "the attempts left out",
+                },
                 "judge": {
                     "type": "object",
                     "description": "grader calls of judge checks, included in the figures above",
@@ -122,6 +127,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                     responses=_INT,
                     tokens={"$ref": "#/$defs/tokens"},
                     cost_usd={"type": "number", "minimum": 0},
+                    cost_unknown={**_INT, "description": "grader replies of unknown cost"},
                 ),
                 "requests": {"$ref": "#/$defs/requests"},
                 "latency_ms": _record(**dict.fromkeys(("p50", "p95", "max"), _NUMBER_OR_NULL)),

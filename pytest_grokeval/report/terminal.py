@@ -131,10 +131,7 @@ def spending_lines(stats: EngineStats, counts: Counts) -> list[str]:
         tokens = f"tokens: unknown ({' and '.join(unknown)})"
     elif unknown:
         tokens += f", more unknown ({' and '.join(unknown)})"
-    possible = (
-        f" + up to ${stats.possible_cost_usd:.6f} possibly billed" if stats.unsettled else ""
-    )
-    lines.append(f"{tokens}; cost ${stats.cost_usd:.6f}{possible}")
+    lines.append(f"{tokens}; {_cost_text(stats)}")
     if counts.judge_calls:
         lines.append(_judge_line(counts))
     return lines
@@ -142,11 +139,37 @@ def spending_lines(stats: EngineStats, counts: Counts) -> list[str]:
 
 def _judge_line(counts: Counts) -> str:
     """The judge's share of the spending: grader calls, tokens in and out, US dollars."""
-    unknown = counts.judge_unknown
+    if counts.judge_unknown == counts.judge_calls:
+        judged = "cost unknown"
+    elif counts.judge_unknown:
+        known = counts.judge_calls - counts.judge_unknown
+        judged = (
+            f"cost ${counts.judge_cost_usd:.6f} for {plural(known, 'call')}, "
+            f"{counts.judge_unknown} more of unknown cost"
+        )
+    else:
+        judged = f"cost ${counts.judge_cost_usd:.6f}"
     return (
         f"  of which judge: {plural(counts.judge_calls, 'grader call')}, "
-        f"{counts.judge_prompt_tokens:,} in, {counts.judge_output_tokens:,} out; "
-        f"cost ${counts.judge_cost_usd:.6f}" + (f", {unknown} of unknown cost" if unknown else "")
+        f"{counts.judge_prompt_tokens:,} in, {counts.judge_output_tokens:,} out; {judged}"
+    )
+
+
+def _cost_text(stats: EngineStats) -> str:
+    """'cost $X', or what is unknown in it: a bare $0 would hide attempts of unknown cost."""
+    if not stats.unsettled:
+        return f"cost ${stats.cost_usd:.6f}"
+    bounds = []
+    if stats.unsettled > stats.unpriced:
+        bounds.append(f"up to ${stats.possible_cost_usd:.6f} possibly billed")
+    if stats.unpriced:
+        bounds.append(f"{stats.unpriced} of unknown price")
+    bound = f" ({', '.join(bounds)})"
+    if not stats.costed:
+        return f"cost unknown{bound}"
+    return (
+        f"cost ${stats.cost_usd:.6f} for {plural(stats.costed, 'response')}, "
+        f"{stats.unsettled} more of unknown cost{bound}"
     )
 
 

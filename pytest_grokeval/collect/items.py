@@ -54,20 +54,20 @@ class SuiteFile(pytest.File):
             {spec.name for spec in suite.items},
         )
         for spec in suite.items:
-            nodeid = self._nodeid(spec)
+            nodeid = self._item_nodeid(spec)
             item = GrokItem.from_parent(self, name=spec.name, nodeid=nodeid, spec=spec)
             for mark in spec.marks:
                 item.add_marker(_marker(self.config, run.collection, mark))
             item.extra_keyword_matches.update(spec.tags)
             yield item
 
-    def _nodeid(self, spec: CaseItemSpec) -> str:
+    def _item_nodeid(self, spec: CaseItemSpec) -> str:
+        # Not `_nodeid`: pytest 8 keeps the node's own id in that attribute.
         # pytest 9.2 compares structured ids (names, then params in brackets), which --lf,
         # --ff, --sw and --nf parse from the cached strings. An id built from the name alone
         # would hold "case[a=1]" as one name and never equal them. Given as text, the id is
         # parsed the way the cache is, as the ids of pytest's own parametrized functions are.
         return f"{self.nodeid}::{spec.name}"
-
 
     def _skipped(self, reason: str) -> None:
         # A file meant as a suite that collects nothing would otherwise pass silently.

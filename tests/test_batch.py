@@ -349,3 +349,35 @@ def test_batch_mode_needs_a_recording_mode_that_sends(project: BatchProject) -> 
     result = project.run("--grok-batch", "--grok-record=none")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--grok-batch sends requests, but --grok-record=none*"])
+
+
+def write_batch_cache(project: BatchProject, value: object) -> Path:
+    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+    return path
+
+
+def test_cancel_of_a_batch_the_server_no_longer_has_forgets_it_cleanly(
+    project: BatchProject,
+) -> None:
+    project.batches.hold_after = 0
+    project.suite("test_many.yaml", numbered(2))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "0.5", timeout=60)
+    first.assert_outcomes(failed=2)
+    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    stored = json.loads(path.read_text())
+    (key,) = stored
+    # One batch the server knows, one it lost (a restarted server, an edited cache).
+    stored["0" * 16] = {"main": {"id": "batch_999999", "added": [], "token": None}}
+    path.write_text(json.dumps(stored))
+
+    cancel = project.run("--grok-batch-cancel")
+
+    assert cancel.ret == pytest.ExitCode.INTERRUPTED, cancel.stdout.str()
+    assert "INTERNALERROR" not in cancel.stdout.str() + cancel.stderr.str()
+    cancel.stdout.fnmatch_lines(
+        ["*cancelled batch batch_000000; batch batch_999999 is gone; forgetting it*"]
+    )
+    assert project.batches.cancels == 1
+    assert json.loads(path.read_text()) == {}

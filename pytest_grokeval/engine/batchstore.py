@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_grokeval.data import ChatRequest
+from pytest_grokeval.data import ChatRequest, FetchError
+from pytest_grokeval.engine.errors import FatalAPIError
 
 if TYPE_CHECKING:
     import openai
@@ -89,18 +90,37 @@ class Stored:
             self.cache.set(CACHE_KEY, stored)
 
 
-async def cancel_stored(cache: Cache | None, client: openai.AsyncOpenAI) -> list[str]:
-    """Cancel every batch this checkout's cache holds, forget them, and return their ids."""
+async def cancel_stored(
+    cache: Cache | None, client: openai.AsyncOpenAI
+) -> tuple[list[str], list[str]]:
+    """Cancel every batch this checkout's cache holds and forget them.
+
+    Returns (cancelled ids, ids the server no longer knows: 404, forgotten all the same).
+    Raises FatalAPIError when the server refuses otherwise; the cache is kept then.
+    """
+    import openai
+
     stored: dict[str, Any] = cache.get(CACHE_KEY, {}) if cache is not None else {}
-    cancelled = []
+    cancelled: list[str] = []
+    gone: list[str] = []
     try:
         for entry in stored.values():
             for batch in entry.values() if isinstance(entry, dict) else ():
                 if isinstance(batch, dict) and isinstance(batch.get("id"), str):
-                    await client.post(f"/batches/{batch['id']}:cancel", cast_to=object)
+                    try:
+                        await client.post(f"/batches/{batch['id']}:cancel", cast_to=object)
+                    except openai.NotFoundError:
+                        gone.append(batch["id"])
+                        continue
+                    except openai.APIError as exc:
+                        message = f"cancelling batch {batch['id']} failed: {exc}"
+                        raise FatalAPIError(
+                            FetchError(message, kind="fatal"),
+                            "pytest's cache keeps its id; try --grok-batch-cancel again",
+                        ) from None
                     cancelled.append(batch["id"])
     finally:
         await client.close()
     if cache is not None:
         cache.set(CACHE_KEY, {})
-    return cancelled
+    return cancelled, gone

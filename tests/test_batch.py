@@ -381,3 +381,62 @@ def test_cancel_of_a_batch_the_server_no_longer_has_forgets_it_cleanly(
     )
     assert project.batches.cancels == 1
     assert json.loads(path.read_text()) == {}
+
+
+TWO_GRADERS = """
+cases:
+  - id: graded
+    prompt: Say something polite.
+    expect:
+      judge: The response is polite.
+      not_judge: The response is rude.
+"""
+
+
+def two_graders(request: FakeRequest) -> Reply:
+    if request.body["messages"][0]["content"] == JUDGE_SYSTEM:
+        rude = "rude" in json.dumps(request.body["messages"][1:])
+        return Reply(content=json.dumps({"pass": not rude, "reason": "It thanks the user."}))
+    return Reply(content="Thank you!")
+
+
+@pytest.mark.parametrize("record", ["new", "all"])  # all: the sample is resumed first
+def test_a_stopped_judge_batch_is_resumed_not_sent_again(
+    project: BatchProject, record: str
+) -> None:
+    project.server.responder = two_graders
+    # Per batch: the one sample request is read, one of its two grader requests is held.
+    project.batches.hold_after = 1
+    project.suite("test_judged.yaml", TWO_GRADERS)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *project.args("--grok-batch", f"--grok-record={record}")],
+        cwd=project.path,
+        env={**os.environ, "XAI_API_KEY": API_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        project.batches.wait_for_served(2, timeout=60)
+        wait_until(
+            lambda: len(project.batches.pages) >= 1 and project.batches.created == 2,
+            "the judge batch",
+        )
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    judge = re.search(r"created batch (\S+) \(judge\)", output)
+    assert judge, output
+
+    project.batches.release()
+    result = project.run("--grok-batch", f"--grok-record={record}")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"grokeval: resuming batch {judge[1]} (judge)"])
+    assert project.batches.created == 2
+    assert project.batches.snapshot()["requests"] == 1 + 2
+    assert project.server.request_count == 0

@@ -209,7 +209,8 @@ class BatchEngine(Engine):
             if self._queue:
                 role = "judge" if "main" in self.batches else "main"
                 requests, self._queue = self._queue, []
-                await self._add(client, await self._open(client, role), requests)
+                for owner, part in self._stored.split(requests, role).items():
+                    await self._add(client, await self._open(client, owner), part)
             # --grok-batch-wait counts from the first poll: creating and adding is not polling.
             polling = polling or time.monotonic()
             got = 0
@@ -305,7 +306,7 @@ class BatchEngine(Engine):
                 with contextlib.suppress(Exception):
                     await client.post(f"/batches/{batch.batch_id}:cancel", cast_to=object)
                 self.batches.pop(batch.role, None)
-                self._stored.save(self.batches.values())
+                self._stored.drop(batch.role)
             raise BatchStop(f"--grok-batch: {exc.error.message}; nothing more was sent") from None
         batch.added.update(item["batch_request_id"] for item in chunk)
         self.stats.sent += len(chunk)

@@ -75,11 +75,40 @@ class Stored:
         )
 
     def save(self, batches: Iterable[Batch]) -> None:
+        """Store these batches, keeping the stored roles this run has not opened (yet)."""
         if self.cache is None:
             return
         stored = self.cache.get(CACHE_KEY, {})
-        stored[self.key] = {b.role: b.to_json() for b in batches}
+        entry = stored.get(self.key)
+        roles = dict(entry) if isinstance(entry, dict) else {}
+        roles.update({b.role: b.to_json() for b in batches})
+        stored[self.key] = roles
         self.cache.set(CACHE_KEY, stored)
+
+    def drop(self, role: str) -> None:
+        """Forget the batch stored for `role` (cancelled, or gone at the server)."""
+        if self.cache is None:
+            return
+        stored = self.cache.get(CACHE_KEY, {})
+        entry = stored.get(self.key)
+        if isinstance(entry, dict) and entry.pop(role, None) is not None:
+            self.cache.set(CACHE_KEY, stored)
+
+    def split(self, requests: list[ChatRequest], default: str) -> dict[str, list[ChatRequest]]:
+        """`requests` by role: the stored batch that already holds one, else `default`.
+
+        A resumed run may ask for grader requests before any sample request (the samples were
+        replayed): they belong to the stored judge batch, not to a new one.
+        """
+        holders: dict[str, str] = {}
+        for role in ("main", "judge"):
+            found = self.load(role)
+            for rid in found.added if found is not None else ():
+                holders.setdefault(rid, role)
+        split: dict[str, list[ChatRequest]] = {}
+        for request in requests:
+            split.setdefault(holders.get(request.fingerprint, default), []).append(request)
+        return split
 
     def forget(self) -> None:
         """Drop this request set's entry: its batches are read to the end."""

@@ -440,3 +440,35 @@ def test_a_stopped_judge_batch_is_resumed_not_sent_again(
     assert project.batches.created == 2
     assert project.batches.snapshot()["requests"] == 1 + 2
     assert project.server.request_count == 0
+
+
+@pytest.mark.parametrize("loss", ["server", "cache"])
+def test_a_batch_the_server_lost_is_forgotten_and_what_is_missing_sent_anew(
+    project: BatchProject, loss: str
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+    first.assert_outcomes(passed=1, failed=2)
+    if loss == "server":  # restarted, or expired at xAI
+        project.batches.lose()
+        lost = "batch_000000"
+    else:  # the cache names a batch the server never had
+        path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+        stored = json.loads(path.read_text())
+        for entry in stored.values():
+            entry["main"]["id"] = lost = "batch_999999"
+        path.write_text(json.dumps(stored))
+    project.batches.release()
+
+    result = project.run_subprocess("--grok-batch", timeout=60)
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [f"grokeval: batch {lost} (main) is gone at xAI; forgetting it and sending what is "
+         "missing in a new batch"]
+    )
+    assert project.batches.created == 2
+    # The new batch holds only the two results the first run did not read.
+    assert project.batches.snapshot()["requests"] == (2 if loss == "server" else 3 + 2)
+    assert project.server.request_count == 0

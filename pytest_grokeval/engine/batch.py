@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pytest_grokeval.data import ChatRequest, FetchError, Outcome, canonical_json
-from pytest_grokeval.engine.batchstore import Batch, Cache, Stored
+from pytest_grokeval.engine.batchstore import Batch, Cache, Stored, still_there
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, ResultCallback
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
 from pytest_grokeval.engine.pricing import TICKS_PER_USD, cost_from_usage
@@ -249,6 +249,14 @@ class BatchEngine(Engine):
         if role in self.batches:
             return self.batches[role]
         found = self._stored.load(role)
+        state = self._call(client.get, f"/batches/{found.batch_id}") if found else None
+        if found is not None and state is not None and not await still_there(state):
+            self._say(
+                f"grokeval: batch {found.batch_id} ({role}) is gone at xAI; forgetting "
+                "it and sending what is missing in a new batch"
+            )
+            self._stored.drop(role)
+            found = None
         if found is not None:
             batch = found
             self._say(f"grokeval: resuming batch {batch.batch_id} ({role})")

@@ -4,7 +4,7 @@ the ids added to it, and the results token read up to."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -117,6 +117,20 @@ class Stored:
         stored = self.cache.get(CACHE_KEY, {})
         if stored.pop(self.key, None) is not None:
             self.cache.set(CACHE_KEY, stored)
+
+
+async def still_there(state: Awaitable[Any]) -> bool:
+    """Await a batch's state call; False when it answers 404: the server lost the batch.
+
+    Raises what the call raises otherwise (FatalAPIError: a refused key, say).
+    """
+    try:
+        await state
+    except FatalAPIError as exc:
+        if exc.error.status == 404:
+            return False
+        raise
+    return True
 
 
 async def cancel_stored(

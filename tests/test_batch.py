@@ -472,3 +472,44 @@ def test_a_batch_the_server_lost_is_forgotten_and_what_is_missing_sent_anew(
     # The new batch holds only the two results the first run did not read.
     assert project.batches.snapshot()["requests"] == (2 if loss == "server" else 3 + 2)
     assert project.server.request_count == 0
+
+
+CORRUPTIONS = {
+    "value": lambda stored, key: [1, 2],
+    "entry": lambda stored, key: {**stored, key: [1, 2]},
+    "record": lambda stored, key: {**stored, key: {"main": "batch_000000"}},
+    "id": lambda stored, key: {**stored, key: {"main": {**stored[key]["main"],
+                                                        "id": "../../v1/models"}}},
+    "added": lambda stored, key: {**stored, key: {"main": {**stored[key]["main"],
+                                                           "added": [1, 2]}}},
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_a_malformed_cache_record_is_ignored_saying_so(
+    project: BatchProject, corruption: str
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+    first.assert_outcomes(passed=1, failed=2)
+    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    stored = json.loads(path.read_text())
+    (key,) = stored
+    bad = CORRUPTIONS[corruption](stored, key)
+    path.write_text(json.dumps(bad))
+    project.batches.release()
+
+    result = project.run_subprocess("--grok-batch", timeout=60)
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["grokeval: pytest's cache (grokeval/batch) holds a malformed "
+                                 "batch record for this run (*); ignoring it"])
+    assert project.batches.created == 2  # a new batch, nothing sent to a path out of /batches
+    assert project.server.request_count == 0
+
+    path.write_text(json.dumps(bad))
+    cancel = project.run_subprocess("--grok-batch-cancel", timeout=60)
+    assert cancel.ret == pytest.ExitCode.INTERRUPTED, cancel.stdout.str()
+    assert "INTERNALERROR" not in cancel.stdout.str() + cancel.stderr.str()
+    assert project.batches.cancels == 0

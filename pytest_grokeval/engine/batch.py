@@ -105,7 +105,7 @@ class BatchEngine(Engine):
         self.key = key
         self.batches: dict[str, Batch] = {}
         self.estimated = 0  # results without ticks, costed at half the list price
-        self._stored = Stored(cache, key)
+        self._stored = Stored(cache, key, say)
         self._wait = wait
         self._on_line = on_line
         self._say = say

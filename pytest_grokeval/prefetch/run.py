@@ -512,12 +512,12 @@ class GrokRun:
         from pytest_grokeval.engine import batch, batchstore
 
         client = self._client(self._engine_settings())
-        cancelled, gone = run_sync(lambda: batchstore.cancel_stored(self.cache, client))
-        done = (
-            f"cancelled batch {', '.join(cancelled)}"
-            if cancelled or gone
-            else "pytest's cache names no batch of an earlier --grok-batch run"
-        ) + "".join(f"; batch {g} is gone; forgetting it" for g in gone)
+        cancelled, gone, bad = run_sync(lambda: batchstore.cancel_stored(self.cache, client))
+        done = "; ".join(
+            ([f"cancelled batch {', '.join(cancelled)}"] if cancelled else [])
+            + [f"batch {g} is gone; forgetting it" for g in gone]
+            + [f"ignored a malformed cache record ({b})" for b in bad]
+        ) or "pytest's cache names no batch of an earlier --grok-batch run"
         raise batch.BatchStop(f"--grok-batch-cancel: {done}; nothing else was sent")
 
     def _to_send(self, jobs: Sequence[Job]) -> list[ChatRequest]:

@@ -513,3 +513,16 @@ def test_a_malformed_cache_record_is_ignored_saying_so(
     assert cancel.ret == pytest.ExitCode.INTERRUPTED, cancel.stdout.str()
     assert "INTERNALERROR" not in cancel.stdout.str() + cancel.stderr.str()
     assert project.batches.cancels == 0
+
+
+@pytest.mark.parametrize("flag", ["--grok-batch", "--grok-batch-cancel"])
+def test_batch_mode_without_pytests_cache_is_a_usage_error(
+    project: BatchProject, flag: str
+) -> None:
+    project.suite("test_many.yaml", numbered(1))
+    result = project.run(flag, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{flag} keeps its batch ids in pytest's cache, but "
+                                 "-p no:cacheprovider disables it*"])
+    assert project.batches.created == 0
+    assert project.server.request_count == 0

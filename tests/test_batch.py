@@ -526,3 +526,39 @@ def test_batch_mode_without_pytests_cache_is_a_usage_error(
                                  "-p no:cacheprovider disables it*"])
     assert project.batches.created == 0
     assert project.server.request_count == 0
+
+
+def test_a_finished_batch_lacking_requests_the_cache_says_it_has_fails_them_not_hangs(
+    project: BatchProject,
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+    first.assert_outcomes(passed=1, failed=2)
+    # Another suite's batch, finished, holding none of these requests.
+    created = urllib.request.Request(
+        project.url + "/batches",
+        data=json.dumps({"name": "other"}).encode(),
+        headers={"authorization": f"Bearer {API_KEY}", "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(created, timeout=30) as response:
+        other = json.loads(response.read())["batch_id"]
+    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    stored = json.loads(path.read_text())
+    for entry in stored.values():
+        entry["main"]["id"] = other
+    path.write_text(json.dumps(stored))
+    project.batches.release()
+
+    # In a subprocess with a timeout: polling forever must fail this test, not hang it.
+    result = project.run_subprocess("--grok-batch", timeout=60)
+
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [f"*request failed: batch {other} finished without a result for this request*"]
+    )
+    again = project.run_subprocess("--grok-batch", timeout=60)
+    again.assert_outcomes(passed=3)
+    assert project.batches.created == 3
+    assert project.server.request_count == 0

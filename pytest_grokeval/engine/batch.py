@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pytest_grokeval.data import ChatRequest, FetchError, Outcome, canonical_json
-from pytest_grokeval.engine.batchstore import Batch, Cache, Stored, still_there
+from pytest_grokeval.engine.batchstore import Batch, Cache, Stored, still_there, unanswered
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, ResultCallback
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
 from pytest_grokeval.engine.pricing import TICKS_PER_USD, cost_from_usage
@@ -325,6 +325,7 @@ class BatchEngine(Engine):
         """Read the batch's state and every new result page; return how many results came."""
         state = await self._call(client.get, f"/batches/{batch.batch_id}")
         counts = _field(state, "state") if isinstance(state, dict) else {}
+        finished = isinstance(counts, dict) and counts.get("num_pending", 1) == 0
         if isinstance(counts, dict):
             batch.pending = int(counts.get("num_pending") or 0)
             batch.succeeded = int(counts.get("num_success") or 0)
@@ -344,7 +345,7 @@ class BatchEngine(Engine):
                 got += self._result(item)
             token = page.get("pagination_token") if isinstance(page, dict) else None
             if not results or not isinstance(token, str) or token == batch.token:
-                return got
+                return got + (self._unanswered(batch) if finished else 0)
             batch.token = token
 
     def _result(self, item: Any) -> int:
@@ -388,6 +389,20 @@ class BatchEngine(Engine):
             self.estimated += listed is not None
             cost = None if listed is None else listed / 2
         return dataclasses.replace(completion, cost_usd=cost, via="batch")
+
+    def _unanswered(self, batch: Batch) -> int:
+        """Fail what a finished batch never answered though added (the cache named a batch
+        that lacks it): polling would never end. The entry is forgotten, so a rerun resends."""
+        message = (
+            f"batch {batch.batch_id} finished without a result for this request (pytest's "
+            "cache named a batch that lacks it); rerun with --grok-batch to send it anew"
+        )
+        missing = unanswered(batch, self._futures)
+        for rid in missing:
+            self._futures[rid].set_result(FetchError(message))
+        self.stats.done += len(missing)
+        self.stats.failed += len(missing)
+        return len(missing)
 
     def _expire(self) -> None:
         """--grok-batch-wait is over: what is still unread fails, naming its batch."""

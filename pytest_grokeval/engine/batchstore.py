@@ -3,9 +3,10 @@ the ids added to it, and the results token read up to."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,6 +44,11 @@ class Batch:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.batch_id, "added": sorted(self.added), "token": self.token}
+
+
+def unanswered(batch: Batch, futures: Mapping[str, asyncio.Future[Any]]) -> list[str]:
+    """The ids `batch` was given (by the cache's account) whose results are still awaited."""
+    return [rid for rid in sorted(batch.added) if rid in futures and not futures[rid].done()]
 
 
 def request_set_key(requests: Iterable[ChatRequest], base_url: str) -> str:

@@ -562,3 +562,38 @@ def test_a_finished_batch_lacking_requests_the_cache_says_it_has_fails_them_not_
     again.assert_outcomes(passed=3)
     assert project.batches.created == 3
     assert project.server.request_count == 0
+
+
+@pytest.mark.parametrize("record", ["all", "rewrite"])
+def test_the_resume_hint_repeats_the_record_mode(project: BatchProject, record: str) -> None:
+    project.batches.hold_after = 0
+    project.suite("test_many.yaml", numbered(1))
+    result = project.run_subprocess(
+        "--grok-batch", f"--grok-record={record}", "--grok-batch-wait", "0.5", timeout=60
+    )
+    result.assert_outcomes(failed=1)
+    hint = f"resume with `pytest --grok-batch --grok-record={record}` (same selection)*"
+    result.stdout.fnmatch_lines([f"grokeval: created batch batch_000000 (main); {hint}"])
+    result.stdout.fnmatch_lines([f"*still pending in batch batch_000000 after*; {hint}"])
+
+
+def test_a_rerun_that_needs_no_batch_keeps_the_running_one_in_the_cache_saying_so(
+    project: BatchProject,
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+    first.assert_outcomes(passed=1, failed=2)
+    realtime = project.run()  # records the two the batch has not answered yet
+    realtime.assert_outcomes(passed=3)
+
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        ["grokeval: this run needed no result of batch batch_000000 (main); it stays in "
+         "pytest's cache: cancel it with `pytest --grok-batch-cancel` if it still runs"]
+    )
+    cancel = project.run("--grok-batch-cancel")
+    cancel.stdout.fnmatch_lines(["*--grok-batch-cancel: cancelled batch batch_000000*"])
+    assert project.batches.cancels == 1

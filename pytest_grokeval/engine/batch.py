@@ -52,6 +52,13 @@ RESUME = (
 )
 
 
+def resume_hint(record: str) -> str:
+    """How to resume or cancel, repeating a record mode other than the default `new`."""
+    if record == "new":
+        return RESUME
+    return RESUME.replace("--grok-batch`", f"--grok-batch --grok-record={record}`", 1)
+
+
 class BatchStop(FatalAPIError):
     """Batch mode cannot go on (a refused model, a cancelled batch): the run stops, saying why."""
 
@@ -100,9 +107,11 @@ class BatchEngine(Engine):
         on_line: Callable[[str], None] | None = None,
         say: Callable[[str], None] = print,
         client_factory: Callable[[EngineSettings], openai.AsyncOpenAI] | None = None,
+        resume: str = RESUME,
     ) -> None:
         super().__init__(settings, on_result=on_result, client_factory=client_factory)
         self.key = key
+        self._resume = resume
         self.batches: dict[str, Batch] = {}
         self.estimated = 0  # results without ticks, costed at half the list price
         self._stored = Stored(cache, key, say)
@@ -161,10 +170,10 @@ class BatchEngine(Engine):
             ids = ", ".join(b.batch_id for b in self.batches.values())
             self._say(
                 f"grokeval: batch {ids} keeps running at xAI with {len(unread)} results not "
-                f"read; {RESUME}"
+                f"read; {self._resume}"
             )
         elif not unread and self._expired is None:
-            self._stored.forget()
+            self._stored.finish(self.batches, self._say)
 
     async def fetch(self, request: ChatRequest) -> Outcome:
         """The outcome of one request, added to a batch once however many callers ask."""
@@ -267,7 +276,7 @@ class BatchEngine(Engine):
             self._created_at = time.monotonic()
             data = await self._call(client.post, "/batches", body={"name": name})
             batch = Batch(role, str(_field(data, "batch_id")))
-            self._say(f"grokeval: created batch {batch.batch_id} ({role}); {RESUME}")
+            self._say(f"grokeval: created batch {batch.batch_id} ({role}); {self._resume}")
         self.batches[role] = batch
         self._stored.save(self.batches.values())
         return batch
@@ -412,7 +421,7 @@ class BatchEngine(Engine):
                 where = batch.batch_id if batch else "no batch"
                 self._expired = (
                     f"still pending in batch {where} after --grok-batch-wait "
-                    f"{self._wait:g} s; {RESUME}"
+                    f"{self._wait:g} s; {self._resume}"
                 )
                 future.set_result(FetchError(self._expired, kind="pending"))
                 self.stats.done += 1
@@ -448,7 +457,7 @@ class BatchEngine(Engine):
                     raise classified from None
                 problem = classified
             if attempt == self.settings.retries:
-                raise FatalAPIError(problem.error, "the Batch API kept failing; " + RESUME)
+                raise FatalAPIError(problem.error, "the Batch API kept failing; " + self._resume)
             ceiling = min(BACKOFF_CAP, self.settings.backoff_base * 2.0**attempt)
             await asyncio.sleep(problem.retry_after or ceiling * (0.5 + random.random() / 2))
         raise AssertionError("unreachable")  # pragma: no cover

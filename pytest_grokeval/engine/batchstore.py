@@ -133,6 +133,28 @@ class Stored:
             split.setdefault(holders.get(request.fingerprint, default), []).append(request)
         return split
 
+    def finish(self, opened: Mapping[str, Batch], say: Callable[[str], None]) -> None:
+        """The run read all it needed: forget its batches, but keep (saying so) a stored one
+        it never opened, which may still run at xAI and only the cache can cancel."""
+        kept = [
+            (role, b)
+            for role in ("main", "judge")
+            if role not in opened
+            for b in [self.load(role)]
+            if b is not None
+        ]
+        if not kept:
+            self.forget()
+            return
+        for role in opened:
+            self.drop(role)
+        for role, batch in kept:
+            say(
+                f"grokeval: this run needed no result of batch {batch.batch_id} ({role}); "
+                "it stays in pytest's cache: cancel it with `pytest --grok-batch-cancel` "
+                "if it still runs"
+            )
+
     def forget(self) -> None:
         """Drop this request set's entry: its batches are read to the end."""
         if self.cache is None:

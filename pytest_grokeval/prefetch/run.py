@@ -505,6 +505,7 @@ class GrokRun:
             on_line=progress.show if progress else None,
             say=progress.say if progress else _silent,
             client_factory=self._client,
+            resume=batch.resume_hint(self.settings.record),
         )
 
     def _cancel_batches(self) -> None:

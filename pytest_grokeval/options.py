@@ -295,6 +295,14 @@ def _batch(
     if (batch or cancel) and api_key is None:
         flag = "--grok-batch" if batch else "--grok-batch-cancel"
         raise pytest.UsageError(f"{flag} calls xAI's Batch API, but {key_env} is not set")
+    if (batch or cancel) and config.pluginmanager.is_blocked("cacheprovider"):
+        # The batch ids live in pytest's cache: without it a stopped run cannot be resumed
+        # (a rerun would send everything again) nor cancelled.
+        flag = "--grok-batch" if batch else "--grok-batch-cancel"
+        raise pytest.UsageError(
+            f"{flag} keeps its batch ids in pytest's cache, but -p no:cacheprovider disables "
+            "it; drop -p no:cacheprovider"
+        )
     if batch and record == "none":
         raise pytest.UsageError(
             "--grok-batch sends requests, but --grok-record=none only replays; "

@@ -349,3 +349,251 @@ def test_batch_mode_needs_a_recording_mode_that_sends(project: BatchProject) -> 
     result = project.run("--grok-batch", "--grok-record=none")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--grok-batch sends requests, but --grok-record=none*"])
+
+
+def write_batch_cache(project: BatchProject, value: object) -> Path:
+    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+    return path
+
+
+def test_cancel_of_a_batch_the_server_no_longer_has_forgets_it_cleanly(
+    project: BatchProject,
+) -> None:
+    project.batches.hold_after = 0
+    project.suite("test_many.yaml", numbered(2))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "0.5", timeout=60)
+    first.assert_outcomes(failed=2)
+    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    stored = json.loads(path.read_text())
+    (key,) = stored
+    # One batch the server knows, one it lost (a restarted server, an edited cache).
+    stored["0" * 16] = {"main": {"id": "batch_999999", "added": [], "token": None}}
+    path.write_text(json.dumps(stored))
+
+    cancel = project.run("--grok-batch-cancel")
+
+    assert cancel.ret == pytest.ExitCode.INTERRUPTED, cancel.stdout.str()
+    assert "INTERNALERROR" not in cancel.stdout.str() + cancel.stderr.str()
+    cancel.stdout.fnmatch_lines(
+        ["*cancelled batch batch_000000; batch batch_999999 is gone; forgetting it*"]
+    )
+    assert project.batches.cancels == 1
+    assert json.loads(path.read_text()) == {}
+
+
+TWO_GRADERS = """
+cases:
+  - id: graded
+    prompt: Say something polite.
+    expect:
+      judge: The response is polite.
+      not_judge: The response is rude.
+"""
+
+
+def two_graders(request: FakeRequest) -> Reply:
+    if request.body["messages"][0]["content"] == JUDGE_SYSTEM:
+        rude = "rude" in json.dumps(request.body["messages"][1:])
+        return Reply(content=json.dumps({"pass": not rude, "reason": "It thanks the user."}))
+    return Reply(content="Thank you!")
+
+
+@pytest.mark.parametrize("record", ["new", "all"])  # all: the sample is resumed first
+def test_a_stopped_judge_batch_is_resumed_not_sent_again(
+    project: BatchProject, record: str
+) -> None:
+    project.server.responder = two_graders
+    # Per batch: the one sample request is read, one of its two grader requests is held.
+    project.batches.hold_after = 1
+    project.suite("test_judged.yaml", TWO_GRADERS)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *project.args("--grok-batch", f"--grok-record={record}")],
+        cwd=project.path,
+        env={**os.environ, "XAI_API_KEY": API_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        project.batches.wait_for_served(2, timeout=60)
+        wait_until(
+            lambda: len(project.batches.pages) >= 1 and project.batches.created == 2,
+            "the judge batch",
+        )
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    judge = re.search(r"created batch (\S+) \(judge\)", output)
+    assert judge, output
+
+    project.batches.release()
+    result = project.run("--grok-batch", f"--grok-record={record}")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"grokeval: resuming batch {judge[1]} (judge)"])
+    assert project.batches.created == 2
+    assert project.batches.snapshot()["requests"] == 1 + 2
+    assert project.server.request_count == 0
+
+
+@pytest.mark.parametrize("loss", ["server", "cache"])
+def test_a_batch_the_server_lost_is_forgotten_and_what_is_missing_sent_anew(
+    project: BatchProject, loss: str
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+    first.assert_outcomes(passed=1, failed=2)
+    if loss == "server":  # restarted, or expired at xAI
+        project.batches.lose()
+        lost = "batch_000000"
+    else:  # the cache names a batch the server never had
+        path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+        stored = json.loads(path.read_text())
+        for entry in stored.values():
+            entry["main"]["id"] = lost = "batch_999999"
+        path.write_text(json.dumps(stored))
+    project.batches.release()
+
+    result = project.run_subprocess("--grok-batch", timeout=60)
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [f"grokeval: batch {lost} (main) is gone at xAI; forgetting it and sending what is "
+         "missing in a new batch"]
+    )
+    assert project.batches.created == 2
+    # The new batch holds only the two results the first run did not read.
+    assert project.batches.snapshot()["requests"] == (2 if loss == "server" else 3 + 2)
+    assert project.server.request_count == 0
+
+
+CORRUPTIONS = {
+    "value": lambda stored, key: [1, 2],
+    "entry": lambda stored, key: {**stored, key: [1, 2]},
+    "record": lambda stored, key: {**stored, key: {"main": "batch_000000"}},
+    "id": lambda stored, key: {**stored, key: {"main": {**stored[key]["main"],
+                                                        "id": "../../v1/models"}}},
+    "added": lambda stored, key: {**stored, key: {"main": {**stored[key]["main"],
+                                                           "added": [1, 2]}}},
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_a_malformed_cache_record_is_ignored_saying_so(
+    project: BatchProject, corruption: str
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+    first.assert_outcomes(passed=1, failed=2)
+    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    stored = json.loads(path.read_text())
+    (key,) = stored
+    bad = CORRUPTIONS[corruption](stored, key)
+    path.write_text(json.dumps(bad))
+    project.batches.release()
+
+    result = project.run_subprocess("--grok-batch", timeout=60)
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["grokeval: pytest's cache (grokeval/batch) holds a malformed "
+                                 "batch record for this run (*); ignoring it"])
+    assert project.batches.created == 2  # a new batch, nothing sent to a path out of /batches
+    assert project.server.request_count == 0
+
+    path.write_text(json.dumps(bad))
+    cancel = project.run_subprocess("--grok-batch-cancel", timeout=60)
+    assert cancel.ret == pytest.ExitCode.INTERRUPTED, cancel.stdout.str()
+    assert "INTERNALERROR" not in cancel.stdout.str() + cancel.stderr.str()
+    assert project.batches.cancels == 0
+
+
+@pytest.mark.parametrize("flag", ["--grok-batch", "--grok-batch-cancel"])
+def test_batch_mode_without_pytests_cache_is_a_usage_error(
+    project: BatchProject, flag: str
+) -> None:
+    project.suite("test_many.yaml", numbered(1))
+    result = project.run(flag, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{flag} keeps its batch ids in pytest's cache, but "
+                                 "-p no:cacheprovider disables it*"])
+    assert project.batches.created == 0
+    assert project.server.request_count == 0
+
+
+def test_a_finished_batch_lacking_requests_the_cache_says_it_has_fails_them_not_hangs(
+    project: BatchProject,
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+    first.assert_outcomes(passed=1, failed=2)
+    # Another suite's batch, finished, holding none of these requests.
+    created = urllib.request.Request(
+        project.url + "/batches",
+        data=json.dumps({"name": "other"}).encode(),
+        headers={"authorization": f"Bearer {API_KEY}", "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(created, timeout=30) as response:
+        other = json.loads(response.read())["batch_id"]
+    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    stored = json.loads(path.read_text())
+    for entry in stored.values():
+        entry["main"]["id"] = other
+    path.write_text(json.dumps(stored))
+    project.batches.release()
+
+    # In a subprocess with a timeout: polling forever must fail this test, not hang it.
+    result = project.run_subprocess("--grok-batch", timeout=60)
+
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [f"*request failed: batch {other} finished without a result for this request*"]
+    )
+    again = project.run_subprocess("--grok-batch", timeout=60)
+    again.assert_outcomes(passed=3)
+    assert project.batches.created == 3
+    assert project.server.request_count == 0
+
+
+@pytest.mark.parametrize("record", ["all", "rewrite"])
+def test_the_resume_hint_repeats_the_record_mode(project: BatchProject, record: str) -> None:
+    project.batches.hold_after = 0
+    project.suite("test_many.yaml", numbered(1))
+    result = project.run_subprocess(
+        "--grok-batch", f"--grok-record={record}", "--grok-batch-wait", "0.5", timeout=60
+    )
+    result.assert_outcomes(failed=1)
+    hint = f"resume with `pytest --grok-batch --grok-record={record}` (same selection)*"
+    result.stdout.fnmatch_lines([f"grokeval: created batch batch_000000 (main); {hint}"])
+    result.stdout.fnmatch_lines([f"*still pending in batch batch_000000 after*; {hint}"])
+
+
+def test_a_rerun_that_needs_no_batch_keeps_the_running_one_in_the_cache_saying_so(
+    project: BatchProject,
+) -> None:
+    project.batches.hold_after = 1
+    project.suite("test_many.yaml", numbered(3))
+    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+    first.assert_outcomes(passed=1, failed=2)
+    realtime = project.run()  # records the two the batch has not answered yet
+    realtime.assert_outcomes(passed=3)
+
+    result = project.run("--grok-batch")
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        ["grokeval: this run needed no result of batch batch_000000 (main); it stays in "
+         "pytest's cache: cancel it with `pytest --grok-batch-cancel` if it still runs"]
+    )
+    cancel = project.run("--grok-batch-cancel")
+    cancel.stdout.fnmatch_lines(["*--grok-batch-cancel: cancelled batch batch_000000*"])
+    assert project.batches.cancels == 1

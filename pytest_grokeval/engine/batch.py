@@ -20,14 +20,11 @@ from typing import TYPE_CHECKING, Any
 from pytest_grokeval.data import ChatRequest, FetchError, Outcome, canonical_json
 from pytest_grokeval.engine.batchrules import (
     RESUME,
-    UNBATCHABLE,
     BatchStop,
     field,
     read_result,
-    refuse_responses,
-    refuse_unbatchable,
 )
-from pytest_grokeval.engine.batchstore import Batch, Cache, Stored
+from pytest_grokeval.engine.batchstore import Batch, Cache, Stored, still_there, unanswered
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, ResultCallback
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
 from pytest_grokeval.engine.pricing import TICKS_PER_USD
@@ -68,12 +65,14 @@ class BatchEngine(Engine):
         on_line: Callable[[str], None] | None = None,
         say: Callable[[str], None] = print,
         client_factory: Callable[[EngineSettings], openai.AsyncOpenAI] | None = None,
+        resume: str = RESUME,
     ) -> None:
         super().__init__(settings, on_result=on_result, client_factory=client_factory)
         self.key = key
+        self._resume = resume
         self.batches: dict[str, Batch] = {}
         self.estimated = 0  # results without ticks, costed at half the list price
-        self._stored = Stored(cache, key)
+        self._stored = Stored(cache, key, say)
         self._wait = wait
         self._on_line = on_line
         self._say = say
@@ -125,10 +124,10 @@ class BatchEngine(Engine):
             ids = ", ".join(b.batch_id for b in self.batches.values())
             self._say(
                 f"grokeval: batch {ids} keeps running at xAI with {len(unread)} results not "
-                f"read; {RESUME}"
+                f"read; {self._resume}"
             )
         elif not unread and self._expired is None:
-            self._stored.forget()
+            self._stored.finish(self.batches, self._say)
 
     async def fetch(self, request: ChatRequest) -> Outcome:
         """The outcome of one request, added to a batch once however many callers ask."""
@@ -173,7 +172,8 @@ class BatchEngine(Engine):
             if self._queue:
                 role = "judge" if "main" in self.batches else "main"
                 requests, self._queue = self._queue, []
-                await self._add(client, await self._open(client, role), requests)
+                for owner, part in self._stored.split(requests, role).items():
+                    await self._add(client, await self._open(client, owner), part)
             # --grok-batch-wait counts from the first poll: creating and adding is not polling.
             polling = polling or time.monotonic()
             got = 0
@@ -212,6 +212,14 @@ class BatchEngine(Engine):
         if role in self.batches:
             return self.batches[role]
         found = self._stored.load(role)
+        state = self._call(client.get, f"/batches/{found.batch_id}") if found else None
+        if found is not None and state is not None and not await still_there(state):
+            self._say(
+                f"grokeval: batch {found.batch_id} ({role}) is gone at xAI; forgetting "
+                "it and sending what is missing in a new batch"
+            )
+            self._stored.drop(role)
+            found = None
         if found is not None:
             batch = found
             self._say(f"grokeval: resuming batch {batch.batch_id} ({role})")
@@ -222,7 +230,7 @@ class BatchEngine(Engine):
             self._created_at = time.monotonic()
             data = await self._call(client.post, "/batches", body={"name": name})
             batch = Batch(role, str(field(data, "batch_id")))
-            self._say(f"grokeval: created batch {batch.batch_id} ({role}); {RESUME}")
+            self._say(f"grokeval: created batch {batch.batch_id} ({role}); {self._resume}")
         self.batches[role] = batch
         self._stored.save(self.batches.values())
         return batch
@@ -269,7 +277,7 @@ class BatchEngine(Engine):
                 with contextlib.suppress(Exception):
                     await client.post(f"/batches/{batch.batch_id}:cancel", cast_to=object)
                 self.batches.pop(batch.role, None)
-                self._stored.save(self.batches.values())
+                self._stored.drop(batch.role)
             raise BatchStop(f"--grok-batch: {exc.error.message}; nothing more was sent") from None
         batch.added.update(item["batch_request_id"] for item in chunk)
         self.stats.sent += len(chunk)
@@ -280,6 +288,7 @@ class BatchEngine(Engine):
         """Read the batch's state and every new result page; return how many results came."""
         state = await self._call(client.get, f"/batches/{batch.batch_id}")
         counts = field(state, "state") if isinstance(state, dict) else {}
+        finished = isinstance(counts, dict) and counts.get("num_pending", 1) == 0
         if isinstance(counts, dict):
             batch.pending = int(counts.get("num_pending") or 0)
             batch.succeeded = int(counts.get("num_success") or 0)
@@ -299,7 +308,7 @@ class BatchEngine(Engine):
                 got += self._result(item)
             token = page.get("pagination_token") if isinstance(page, dict) else None
             if not results or not isinstance(token, str) or token == batch.token:
-                return got
+                return got + (self._unanswered(batch) if finished else 0)
             batch.token = token
 
     def _result(self, item: Any) -> int:
@@ -315,6 +324,20 @@ class BatchEngine(Engine):
         future.set_result(self._finish(request, outcome))
         return 1
 
+    def _unanswered(self, batch: Batch) -> int:
+        """Fail what a finished batch never answered though added (the cache named a batch
+        that lacks it): polling would never end. The entry is forgotten, so a rerun resends."""
+        message = (
+            f"batch {batch.batch_id} finished without a result for this request (pytest's "
+            "cache named a batch that lacks it); rerun with --grok-batch to send it anew"
+        )
+        missing = unanswered(batch, self._futures)
+        for rid in missing:
+            self._futures[rid].set_result(FetchError(message))
+        self.stats.done += len(missing)
+        self.stats.failed += len(missing)
+        return len(missing)
+
     def _expire(self) -> None:
         """--grok-batch-wait is over: what is still unread fails, naming its batch."""
         for rid, future in self._futures.items():
@@ -323,7 +346,7 @@ class BatchEngine(Engine):
                 where = batch.batch_id if batch else "no batch"
                 self._expired = (
                     f"still pending in batch {where} after --grok-batch-wait "
-                    f"{self._wait:g} s; {RESUME}"
+                    f"{self._wait:g} s; {self._resume}"
                 )
                 future.set_result(FetchError(self._expired, kind="pending"))
                 self.stats.done += 1
@@ -359,16 +382,7 @@ class BatchEngine(Engine):
                     raise classified from None
                 problem = classified
             if attempt == self.settings.retries:
-                raise FatalAPIError(problem.error, "the Batch API kept failing; " + RESUME)
+                raise FatalAPIError(problem.error, "the Batch API kept failing; " + self._resume)
             ceiling = min(BACKOFF_CAP, self.settings.backoff_base * 2.0**attempt)
             await asyncio.sleep(problem.retry_after or ceiling * (0.5 + random.random() / 2))
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-__all__ = [
-    "UNBATCHABLE",
-    "BatchEngine",
-    "BatchStop",
-    "refuse_responses",
-    "refuse_unbatchable",
-]

@@ -23,6 +23,13 @@ RESUME = (
 )
 
 
+def resume_hint(record: str) -> str:
+    """How to resume or cancel, repeating a record mode other than the default `new`."""
+    if record == "new":
+        return RESUME
+    return RESUME.replace("--grok-batch`", f"--grok-batch --grok-record={record}`", 1)
+
+
 class BatchStop(FatalAPIError):
     """Batch mode cannot go on (a refused model, a cancelled batch): the run stops, saying why."""
 

@@ -33,13 +33,13 @@ def batch_engine(
 
     Raises BatchStop (a FatalAPIError) for Responses-API cases or unbatchable models.
     """
-    from pytest_grokeval.engine import batch, batchstore
+    from pytest_grokeval.engine import batch, batchrules, batchstore
 
-    batch.refuse_responses(to_send)
+    batchrules.refuse_responses(to_send)
     models = {r.model for r in to_send}
     if any(CHECKS[c.base].needs_grader for job in jobs for c in job.checks):
         models.add(settings.judge_model or settings.model)
-    batch.refuse_unbatchable(models)
+    batchrules.refuse_unbatchable(models)
     return batch.BatchEngine(
         engine_settings,
         key=batchstore.request_set_key(
@@ -51,6 +51,7 @@ def batch_engine(
         on_line=progress.show if progress else None,
         say=progress.say if progress else _silent,
         client_factory=client,
+        resume=batchrules.resume_hint(settings.record),
     )
 
 
@@ -59,15 +60,15 @@ def cancel_batches(cache: pytest.Cache | None, client: openai.AsyncOpenAI) -> No
 
     Always raises BatchStop, whose message names what was cancelled.
     """
-    from pytest_grokeval.engine import batch, batchstore
+    from pytest_grokeval.engine import batchrules, batchstore
 
-    cancelled = run_sync(lambda: batchstore.cancel_stored(cache, client))
-    done = (
-        f"cancelled batch {', '.join(cancelled)}"
-        if cancelled
-        else "pytest's cache names no batch of an earlier --grok-batch run"
-    )
-    raise batch.BatchStop(f"--grok-batch-cancel: {done}; nothing else was sent")
+    cancelled, gone, bad = run_sync(lambda: batchstore.cancel_stored(cache, client))
+    done = "; ".join(
+        ([f"cancelled batch {', '.join(cancelled)}"] if cancelled else [])
+        + [f"batch {g} is gone; forgetting it" for g in gone]
+        + [f"ignored a malformed cache record ({b})" for b in bad]
+    ) or "pytest's cache names no batch of an earlier --grok-batch run"
+    raise batchrules.BatchStop(f"--grok-batch-cancel: {done}; nothing else was sent")
 
 
 def _silent(text: str) -> None:

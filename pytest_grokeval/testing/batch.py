@@ -133,6 +133,12 @@ class FakeBatches:
         with self._changed:
             return list(self._batches)
 
+    def lose(self) -> None:
+        """Forget every batch, as a restarted server (or xAI, after expiry) would: 404s."""
+        with self._changed:
+            self._batches.clear()
+            self._changed.notify_all()
+
     def release(self) -> None:
         """Let results held back by `hold_after` mature (on their normal schedule)."""
         with self._changed:

@@ -183,8 +183,9 @@ def record_suites(project: Path, n_cases: int) -> None:
     """Record every case of `project` the way a user does: `pytest --grok-record=all`.
 
     The plugin writes its own recordings, so the format and fingerprints are whatever the
-    plugin of the day reads. The fake server answers at once; the lean client and stopping
-    after the prefetch keep this setup step short (it is not timed).
+    plugin of the day reads, with the plugin's own client (its engine reads the response's
+    headers, which the bench's lean clients do not give). The fake server answers at once and
+    the run stops after the prefetch, to keep this setup step short (it is not timed).
     """
     with FakeServer(0.0) as server:
         _, phases = run_pytest(
@@ -194,7 +195,6 @@ def record_suites(project: Path, n_cases: int) -> None:
             f"--grok-base-url={server.url}",
             "--grok-max-concurrent=64",
             api_key=True,
-            client="lean-aiohttp",
             stop_after_prefetch=True,
         )
         sent = server.stats()["requests"]

@@ -38,7 +38,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -246,30 +246,16 @@ class FakeBatches:
         return web.json_response({})
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
-        refused = _auth(request)
-        if refused is not None:
-            return refused
-        with self._changed:
-            batch = self._batches.get(request.match_info["batch_id"])
-            if batch is None:
-                return _error(404, "batch not found", "not-found")
-            self._mature(batch, request.app[GROK])
-            return web.json_response(self._describe(batch))
+        return self._on_batch(request, lambda batch: web.json_response(self._describe(batch)))
 
     async def _results(self, request: web.Request) -> web.StreamResponse:
-        refused = _auth(request)
-        if refused is not None:
-            return refused
         try:
             size = int(request.query.get("page_size") or request.query.get("limit") or 100)
             start = int(request.query.get("pagination_token") or 0)
         except ValueError:
             return _error(400, "page_size and pagination_token must be integers")
-        with self._changed:
-            batch = self._batches.get(request.match_info["batch_id"])
-            if batch is None:
-                return _error(404, "batch not found", "not-found")
-            self._mature(batch, request.app[GROK])
+
+        def page_of(batch: _Batch) -> web.StreamResponse:
             page = batch.results[start : start + max(1, min(size, 1000))]
             end = start + len(page)
             more = end < len(batch.results) or bool(batch.pending)
@@ -279,7 +265,23 @@ class FakeBatches:
                 {"results": page, "pagination_token": str(end) if more else None}
             )
 
+        return self._on_batch(request, page_of)
+
     async def _cancel(self, request: web.Request) -> web.StreamResponse:
+        def cancel(batch: _Batch) -> web.StreamResponse:
+            batch.cancelled += len(batch.pending)
+            batch.pending.clear()
+            self.cancels += 1
+            self._changed.notify_all()
+            return web.json_response(self._describe(batch))
+
+        return self._on_batch(request, cancel)
+
+    def _on_batch(
+        self, request: web.Request, answer: Callable[[_Batch], web.StreamResponse]
+    ) -> web.StreamResponse:
+        """Check the key, find the batch (xAI's 404 when unknown), bring its results up to
+        now, and answer from it, all under the lock."""
         refused = _auth(request)
         if refused is not None:
             return refused
@@ -288,11 +290,7 @@ class FakeBatches:
             if batch is None:
                 return _error(404, "batch not found", "not-found")
             self._mature(batch, request.app[GROK])
-            batch.cancelled += len(batch.pending)
-            batch.pending.clear()
-            self.cancels += 1
-            self._changed.notify_all()
-            return web.json_response(self._describe(batch))
+            return answer(batch)
 
     # -- state --------------------------------------------------------------------------------
 

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
+import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +63,36 @@ class Project:
 
     def run(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest(*self.args(*args))
+
+    def run_on_terminal(self, *args: str) -> tuple[int, str]:
+        """pytest in a subprocess whose stdout is a pseudo-terminal: (exit code, all it wrote)."""
+        main, terminal = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", *self.args(*args)],
+            cwd=self.path,
+            env={**os.environ, "XAI_API_KEY": API_KEY},
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        chunks = []
+        deadline = time.monotonic() + 60
+        try:
+            while select.select([main], [], [], max(deadline - time.monotonic(), 0))[0]:
+                try:
+                    chunk = os.read(main, 65536)
+                except OSError:  # EIO: the child has gone and the terminal is closed
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(main)
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        return process.returncode, b"".join(chunks).decode(errors="replace")
 
     def run_subprocess(self, *args: str, timeout: float = 120) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess(*self.args(*args), timeout=timeout)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -158,34 +156,8 @@ def test_on_a_terminal_the_line_shows_pending_succeeded_failed_and_elapsed(
 ) -> None:
     project.batches.delay = 3.0
     project.suite("test_many.yaml", numbered(10))
-    main, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *project.args("--grok-batch")],
-        cwd=project.path,
-        env={**os.environ, "XAI_API_KEY": API_KEY},
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
-    )
-    os.close(terminal)
-    chunks = []
-    deadline = time.monotonic() + 60
-    try:
-        while select.select([main], [], [], max(deadline - time.monotonic(), 0))[0]:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # EIO: the child has gone and the terminal is closed
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(main)
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-    output = b"".join(chunks).decode(errors="replace")
-    assert process.returncode == 0, output
+    returncode, output = project.run_on_terminal("--grok-batch")
+    assert returncode == 0, output
     line = r"grokeval: batch batch_000000: \d+ pending, \d+ succeeded, 0 failed, \d+\.\ds"
     assert re.search(line, output), output
 

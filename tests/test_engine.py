@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
 from itertools import pairwise
 
 import pytest
@@ -440,34 +437,8 @@ def test_on_a_terminal_a_live_line_shows_done_in_flight_retries_and_elapsed(
     project: Project,
 ) -> None:
     project.suite("test_many.yaml", numbered(3))
-    main, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *project.args()],
-        cwd=project.path,
-        env={**os.environ, "XAI_API_KEY": API_KEY},
-        stdin=subprocess.DEVNULL,
-        stdout=terminal,
-        stderr=terminal,
-    )
-    os.close(terminal)
-    chunks = []
-    deadline = time.monotonic() + 60
-    try:
-        while select.select([main], [], [], max(deadline - time.monotonic(), 0))[0]:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # EIO: the child has gone and the terminal is closed
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(main)
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-    output = b"".join(chunks).decode(errors="replace")
-    assert process.returncode == 0, output
+    returncode, output = project.run_on_terminal()
+    assert returncode == 0, output
     assert re.search(r"grokeval: \d/3 done, \d in flight, \d retr(y|ies), \d+\.\ds", output), output
     assert re.search(r"\rgrokeval: fetched 3/3 requests in \d+\.\ds \(0 retries\)", output), output
 

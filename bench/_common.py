@@ -296,8 +296,30 @@ def pytest_env(api_key: bool) -> dict[str, str]:
     return env
 
 
-def pytest_command(*args: str) -> list[str]:
-    return [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *args]
+@dataclass(frozen=True)
+class Checkout:
+    """A checkout of pytest-grokeval whose plugin a bench runs: its venv's Python, its bench/.
+
+    `--other PATH` adds a variant run by another checkout (say a worktree of the previous
+    landing, set up as the README says), measured in the same interleaved rounds as this one's.
+    """
+
+    python: str = PYTHON
+    bench: Path = BENCH
+
+    @classmethod
+    def at(cls, path: Path) -> Checkout:
+        python = path / ".venv" / "bin" / "python"
+        if not (python.exists() and (path / "bench" / "bench_plugin.py").exists()):
+            raise SystemExit(f"{path}: not a checkout with .venv/bin/python and bench/")
+        return cls(str(python), path / "bench")
+
+
+HERE = Checkout()
+
+
+def pytest_command(*args: str, checkout: Checkout = HERE) -> list[str]:
+    return [checkout.python, "-m", "pytest", "-p", "no:cacheprovider", *args]
 
 
 def run_pytest(
@@ -308,12 +330,13 @@ def run_pytest(
     stop_after_prefetch: bool = False,
     expect: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    checkout: Checkout = HERE,
 ) -> tuple[Measured, dict[str, Any]]:
     """A measured `pytest` in `project` with bench/bench_plugin.py reporting its phases."""
     import tempfile
 
     env = pytest_env(api_key)
-    env["PYTHONPATH"] = str(BENCH)
+    env["PYTHONPATH"] = str(checkout.bench)
     if client:
         env["GROKEVAL_BENCH_CLIENT"] = client
     if stop_after_prefetch:
@@ -321,7 +344,9 @@ def run_pytest(
     env.update(extra_env or {})
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         env["GROKEVAL_BENCH_OUT"] = out.name
-        result = measure(pytest_command("-p", "bench_plugin", *args), cwd=project, env=env)
+        result = measure(
+            pytest_command("-p", "bench_plugin", *args, checkout=checkout), cwd=project, env=env
+        )
         figures = json.loads(Path(out.name).read_text() or "{}")
     if expect is not None and expect not in result.output:
         raise RuntimeError(
@@ -376,17 +401,17 @@ def machine_note() -> str:
     )
 
 
-def revision() -> str:
-    """The plugin's commit, and whether its working tree differs from it."""
+def revision(root: Path = ROOT) -> str:
+    """The plugin's commit at `root`, and whether its working tree differs from it."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "pytest_grokeval"],
+            ["git", "-C", str(root), "status", "--porcelain", "--", "pytest_grokeval"],
             capture_output=True,
             text=True,
         ).stdout

@@ -9,6 +9,8 @@ Per concurrency C, interleaved A, B, A, B... in fresh processes:
   baseline          bench/baseline_gather.py (AsyncOpenAI + Semaphore + gather), its own timer
   plugin            `pytest --grok-record=all`, the "prefetch: X s wall" line of the summary
                     (the run stops after the prefetch: bench/bench_plugin.py)
+  plugin@other      with --other PATH: the plugin of the checkout at PATH (its .venv), in
+                    the same rounds, against the same server and baseline
   plugin-nojournal  with --journal-cost: the same run with save-as-you-go turned off, to
                     measure what journaling each response as it arrives costs (issue 11)
   plugin+<client>   with --all-variants: the same pytest run, its client made by a
@@ -40,13 +42,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     API_KEY,
     BENCH,
+    HERE,
     MODEL,
     PYTHON,
+    Checkout,
     FakeServer,
     machine_note,
     measure,
     median,
     prompt,
+    revision,
     run_pytest,
     say,
     table,
@@ -105,7 +110,9 @@ def engine_worker(client: str, url: str, n: int, concurrency: int, profile: str 
 # -- the driver ---------------------------------------------------------------------------------
 
 
-def run_variant(variant: str, server: FakeServer, project: Path, n: int, c: int) -> dict[str, Any]:
+def run_variant(
+    variant: str, server: FakeServer, project: Path, n: int, c: int, other: Checkout | None
+) -> dict[str, Any]:
     """One measured run; returns wall (the phase's own timer), cpu and server-side figures."""
     server.reset()
     server_cpu = server.cpu_seconds()
@@ -154,6 +161,7 @@ def run_variant(variant: str, server: FakeServer, project: Path, n: int, c: int)
             client=client,
             stop_after_prefetch=True,
             extra_env=no_journal,
+            checkout=other if variant == "plugin@other" and other else HERE,
         )
         if phases.get("items") != n:
             raise RuntimeError(f"{variant}: collected {phases.get('items')} items, not {n}")
@@ -191,6 +199,12 @@ def main() -> None:
         action="store_true",
         help="add plugin-nojournal: the plugin with save-as-you-go off, beside the plugin",
     )
+    parser.add_argument(
+        "--other",
+        type=Path,
+        metavar="PATH",
+        help="add plugin@other: the plugin of the checkout at PATH, in the same rounds",
+    )
     parser.add_argument("-n", type=int, default=None, help="cases (default 1000)")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, nargs="+", default=None)
@@ -209,7 +223,8 @@ def main() -> None:
     n = args.n or (200 if args.quick else 1000)
     runs = args.runs or (1 if args.quick else 3)
     levels = args.concurrency or ([64] if args.quick else [2, 16, 64, 256])
-    every = ["baseline", "plugin"]
+    other = Checkout.at(args.other) if args.other else None
+    every = ["baseline", "plugin"] + (["plugin@other"] if other else [])
     if args.journal_cost:
         every.insert(1, "plugin-nojournal")
     if args.all_variants:
@@ -221,6 +236,8 @@ def main() -> None:
     )
     say(f"# {machine_note()}")
     say(f"# {versions()}")
+    if other:
+        say(f"# plugin@other: {revision(args.other)} at {args.other}")
     summary: list[list[object]] = []
     with (
         tempfile.TemporaryDirectory(prefix="grokeval-bench-") as tmp,
@@ -233,12 +250,12 @@ def main() -> None:
             level_runs = runs
             if c <= 2 and not args.variants:
                 # Latency-bound, 25 s a run at N = 1000: a faster client gains little here.
-                variants, level_runs = ["baseline", "plugin"], min(runs, args.runs_c2)
+                variants, level_runs = every[:3 if other else 2], min(runs, args.runs_c2)
             ideal = math.ceil(n / c) * args.latency
             samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for _ in range(level_runs):
                 for variant in variants:
-                    samples[variant].append(run_variant(variant, server, project, n, c))
+                    samples[variant].append(run_variant(variant, server, project, n, c, other))
             say(
                 f"\nC = {c}: ideal ceil(N/C) x latency = {ideal:.2f} s; baseline `import openai` "
                 f"{median([b['import_s'] for b in samples['baseline']]):.2f} s (not in its wall)"

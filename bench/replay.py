@@ -1,9 +1,12 @@
 """Issue 7.2, replay overhead: a full replay-only `pytest` run against plain pytest.
 
     .venv/bin/python bench/replay.py [--quick] [--runs 3] [--cases 10000] [--files 100]
+                                     [--other PATH]
 
 grok:  N recorded cases in F suite files, `pytest -q --grok-record=none`, no API key, no
        server: every item replays its recording and runs its two string checks.
+grok@other: with --other PATH, the same replay by the plugin of the checkout at PATH (its
+       .venv), in the same rounds: before/after figures of a change, side by side.
 plain: N trivial Python test functions in F files doing the same string checks, with
        `-p no:grokeval` (the plugin is installed in this venv).
 An untimed `--co` of the plain project first fills its assertion-rewrite cache (the grok
@@ -20,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    HERE,
+    Checkout,
     Measured,
     machine_note,
     measure,
@@ -27,6 +32,7 @@ from _common import (  # noqa: E402
     pytest_command,
     pytest_env,
     record_suites,
+    revision,
     say,
     table,
     verdict,
@@ -39,10 +45,15 @@ WALL_TARGET = 1.3
 MEMORY_TARGET = 1.5
 
 
-def run(variant: str, root: Path, n: int) -> Measured:
+def run(variant: str, root: Path, n: int, other: Checkout | None) -> Measured:
     if variant.startswith("grok"):
         env = pytest_env(api_key=False)
-        result = measure(pytest_command("-q", "--grok-record=none"), cwd=root / "grok", env=env)
+        checkout = other if variant == "grok@other" and other else HERE
+        result = measure(
+            pytest_command("-q", "--grok-record=none", checkout=checkout),
+            cwd=root / "grok",
+            env=env,
+        )
         replayed = result.number(r"(\d+) replayed")
         if replayed != n or "XAI_API_KEY" in env:
             raise RuntimeError(
@@ -65,6 +76,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None, help="interleaved runs (default 3)")
     parser.add_argument("--cases", type=int, default=None, help="default 10000")
     parser.add_argument("--files", type=int, default=None, help="default 100")
+    parser.add_argument(
+        "--other",
+        type=Path,
+        metavar="PATH",
+        help="add grok@other: the replay by the plugin of the checkout at PATH, same rounds",
+    )
     args = parser.parse_args()
     n = args.cases or (1000 if args.quick else 10_000)
     files = args.files or (10 if args.quick else 100)
@@ -72,12 +89,15 @@ def main() -> None:
     say(f"# replay overhead: {n} cases in {files} files, {runs} interleaved runs")
     say(f"# {machine_note()}")
     say(f"# {versions()}")
+    other = Checkout.at(args.other) if args.other else None
+    if other:
+        say(f"# grok@other: {revision(args.other)} at {args.other}")
     with tempfile.TemporaryDirectory(prefix="grokeval-bench-") as tmp:
         root = Path(tmp)
         write_suites(root / "grok", n, files)
         record_suites(root / "grok", n)
         write_python_tests(root / "plain", n, files)
-        variants = ["grok", "plain"]
+        variants = ["grok", *(["grok@other"] if other else []), "plain"]
         # A user's second run finds its test modules rewritten and cached already.
         measure(
             pytest_command("-q", "--co", "-p", "no:grokeval"),
@@ -87,7 +107,7 @@ def main() -> None:
         samples: dict[str, list[Measured]] = {variant: [] for variant in variants}
         for _ in range(runs):
             for variant in variants:
-                samples[variant].append(run(variant, root, n))
+                samples[variant].append(run(variant, root, n, other))
     plain = samples["plain"]
     rows, checks = [], []
     for variant in variants:

@@ -15,10 +15,12 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema.exceptions import SchemaError, ValidationError, best_match
-from jsonschema.validators import Draft202012Validator
+import fastjsonschema
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import SchemaError, ValidationError
 
 # Schema errors listed in one message; the rest are counted, so a wholly wrong file stays short.
 MAX_LISTED = 5
@@ -177,10 +179,43 @@ def _line_of_depth(text: str, limit: int = 500) -> int | None:
     return None
 
 
+def conforms(document: Any, schema: dict[str, Any]) -> bool:
+    """Whether `document` passes `schema` (JSON Schema 2020-12, as jsonschema judges it).
+
+    Why two libraries: jsonschema takes about 0.14 s per 1,000 recordings entries, a sixth of
+    a replay-only run (bench/replay.py); fastjsonschema's compiled code, asked first, takes a
+    twentieth of that. It implements draft 7, which reads the keywords of this package's
+    schemas as 2020-12 does. Where it is stricter (1.0 is no integer to it) jsonschema is
+    asked too and its verdict stands. tests/test_jsonfile.py holds the two to one verdict.
+    """
+    compiled = _COMPILED.get(id(schema))
+    if compiled is None:
+        compiled = _COMPILED[id(schema)] = (schema, fastjsonschema.compile(schema))
+    try:
+        compiled[1](document)
+    except fastjsonschema.JsonSchemaException:
+        # Imported here: most runs never need jsonschema, whose import is 0.05 s.
+        from jsonschema.validators import Draft202012Validator
+
+        return Draft202012Validator(schema).is_valid(document)
+    return True
+
+
+# id(schema) -> (schema, its compiled validator); keeping the schema keeps its id its own.
+_COMPILED: dict[int, tuple[dict[str, Any], Callable[[Any], Any]]] = {}
+
+
 def validate(
     document: Any, schema: dict[str, Any], *, text: str | None, path: Path, what: str, hint: str
 ) -> None:
-    """Raise JSONFileError listing where `document` breaks `schema`, with lines from `text`."""
+    """Raise JSONFileError listing where `document` breaks `schema`, with lines from `text`.
+
+    The messages are jsonschema's (Draft 2020-12), asked only when `conforms` finds a fault.
+    """
+    if conforms(document, schema):
+        return
+    from jsonschema.validators import Draft202012Validator
+
     errors = sorted(
         Draft202012Validator(schema).iter_errors(document),
         key=lambda e: [str(p) for p in e.absolute_path],
@@ -241,6 +276,8 @@ def _leaves(errors: Sequence[ValidationError]) -> list[ValidationError]:
     by_place: dict[tuple[str, ...], list[ValidationError]] = {}
     for error in errors:
         by_place.setdefault(tuple(map(str, error.absolute_path)), []).append(error)
+    from jsonschema.exceptions import best_match
+
     return [match for group in by_place.values() if (match := best_match(group)) is not None]
 
 

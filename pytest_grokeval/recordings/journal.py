@@ -16,9 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jsonschema.validators import Draft202012Validator
-
-from pytest_grokeval.jsonfile import clean_text, dumps, loads
+from pytest_grokeval.jsonfile import clean_text, conforms, dumps, loads
 from pytest_grokeval.recordings.schema import JOURNAL_LINE_SCHEMA
 
 SUFFIX = ".journal"
@@ -33,7 +31,6 @@ GITIGNORE = """\
 # Longer file names are shortened with a digest, so that a prefix, a pid and a suffix still fit
 # in the 255 bytes most file systems allow.
 _MAX_STEM = 100
-_LINE = Draft202012Validator(JOURNAL_LINE_SCHEMA)
 
 
 def short_name(name: str) -> str:
@@ -76,7 +73,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
             data = loads(line.decode("utf-8"))
         except (ValueError, RecursionError):
             continue
-        if _LINE.is_valid(data):
+        if conforms(data, JOURNAL_LINE_SCHEMA):
             found.append(data)
     return found
 

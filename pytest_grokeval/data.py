@@ -91,15 +91,23 @@ class Usage:
     @classmethod
     def from_json(cls, data: Any) -> Usage | None:
         """The usage a recording or report holds; None (JSON null, or not counts) is unknown."""
-        if not isinstance(data, dict):
+        if (
+            not isinstance(data, dict)
+            or data.get("prompt_tokens") is None
+            or data.get("completion_tokens") is None
+        ):
             return None
-        if any(data.get(k) is None for k in ("prompt_tokens", "completion_tokens")):
-            return None
-        counts = {k: data.get(k) or 0 for k in cls.__dataclass_fields__}
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                   for v in counts.values()):
-            return None
+        counts = {}
+        for name in _USAGE_FIELDS:
+            value = data.get(name) or 0
+            # type(), not isinstance(): true and false are no counts.
+            if type(value) is not int or value < 0:
+                return None
+            counts[name] = value
         return cls(**counts)
+
+
+_USAGE_FIELDS = tuple(field.name for field in dataclasses.fields(Usage))
 
 
 @dataclass(frozen=True)
@@ -193,11 +201,15 @@ class Completion:
             cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),
             replayed=replayed,
             api=str(data.get("api") or "chat"),
-            **{key: _text_or_none(data.get(key)) for key in _OPTIONAL_TRACE},
+            reasoning_effort=_text_or_none(data.get("reasoning_effort")),
+            request_id=_text_or_none(data.get("request_id")),
+            system_fingerprint=_text_or_none(data.get("system_fingerprint")),
             refusal=None if refusal is None else str(refusal),
             tool_calls=tuple(map(ToolCall.from_json, calls)) if isinstance(calls, list) else (),
             via=None if data.get("via") is None else str(data["via"]),
         )
+
+
 
 
 _OPTIONAL_TRACE = ("reasoning_effort", "request_id", "system_fingerprint")

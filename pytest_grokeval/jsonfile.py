@@ -15,12 +15,11 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fastjsonschema
-
-if TYPE_CHECKING:
-    from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from jsonschema.validators import Draft202012Validator
 
 # Schema errors listed in one message; the rest are counted, so a wholly wrong file stays short.
 MAX_LISTED = 5
@@ -141,9 +140,10 @@ def _finite_float(literal: str) -> float:
 
 
 def _finite_int(literal: str) -> int:
-    # float() of a digit string never raises; beyond float's range it is infinity, and the
-    # integer would be unusable as a figure (and past 4300 digits Python refuses it).
-    if not math.isfinite(float(literal)):
+    # Up to 300 digits an integer is well inside float's range (1.8e308); beyond it float()
+    # is infinity, and the integer would be unusable as a figure (past 4300 digits Python
+    # refuses it). float() of a digit string never raises.
+    if len(literal) > 300 and not math.isfinite(float(literal)):
         raise NonFiniteNumber(f"number {_short(literal)} is too large")
     return int(literal)
 
@@ -194,9 +194,6 @@ def conforms(document: Any, schema: dict[str, Any]) -> bool:
     try:
         compiled[1](document)
     except fastjsonschema.JsonSchemaException:
-        # Imported here: most runs never need jsonschema, whose import is 0.05 s.
-        from jsonschema.validators import Draft202012Validator
-
         return Draft202012Validator(schema).is_valid(document)
     return True
 
@@ -214,8 +211,6 @@ def validate(
     """
     if conforms(document, schema):
         return
-    from jsonschema.validators import Draft202012Validator
-
     errors = sorted(
         Draft202012Validator(schema).iter_errors(document),
         key=lambda e: [str(p) for p in e.absolute_path],
@@ -276,8 +271,6 @@ def _leaves(errors: Sequence[ValidationError]) -> list[ValidationError]:
     by_place: dict[tuple[str, ...], list[ValidationError]] = {}
     for error in errors:
         by_place.setdefault(tuple(map(str, error.absolute_path)), []).append(error)
-    from jsonschema.exceptions import best_match
-
     return [match for group in by_place.values() if (match := best_match(group)) is not None]
 
 

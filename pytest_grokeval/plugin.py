@@ -36,7 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
     make_client = config.hook.pytest_grokeval_make_client
     run = GrokRun(options.resolve(config), config.rootpath, make_client)
     config.stash[RUN_KEY] = run
-    config.pluginmanager.register(OutputGuard(run.redact), "grokeval-redaction")
+    if run.redact.hides_anything:
+        # A replay without a key knows no secret: its reports and terminal skip the guard,
+        # a hook wrapper around every report.
+        config.pluginmanager.register(OutputGuard(run.redact), "grokeval-redaction")
     run.cache = getattr(config, "cache", None)  # batch ids (--grok-batch)
     config.addinivalue_line("markers", marker.MARKER_HELP)
     files.register(config)

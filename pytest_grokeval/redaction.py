@@ -52,6 +52,11 @@ class Redactor:
             secrets += [password, unquote(password)]
         return cls(secrets)
 
+    @property
+    def hides_anything(self) -> bool:
+        """Whether there is a secret to hide (False without a key of MIN_RUN characters)."""
+        return self._pattern is not None
+
     def __call__(self, text: str) -> str:
         if "://" in text:
             text = _URL_CREDENTIALS.sub("***@", text)

@@ -13,7 +13,11 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 
 from pytest_grokeval.checks.base import (
     ExpectError,
@@ -29,9 +33,6 @@ from pytest_grokeval.checks.judge import Rubric, parse_rubric
 from pytest_grokeval.data import Completion
 from pytest_grokeval.jsonfile import schema_message
 from pytest_grokeval.messages import plural
-
-if TYPE_CHECKING:
-    from jsonschema.protocols import Validator
 
 # --- json, json_schema -----------------------------------------------------------------------
 
@@ -95,10 +96,6 @@ def _json_kind(value: Any) -> str:
 
 def parse_schema(raw: Any, site: Site) -> tuple[Any, Any]:
     """The schema, checked against its metaschema, and its validator."""
-    # jsonschema's import is a twentieth of a second: suites without a schema check skip it.
-    from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import validator_for
-
     if not isinstance(raw, Mapping):
         raise site.bad(raw)
     schema = dict(raw)
@@ -117,8 +114,6 @@ def json_schema(validator: Validator, response: Completion) -> Verdict:
         value, _ = _load_json(response.text)
     except _NotJson as exc:
         return False, str(exc)
-    from jsonschema.exceptions import best_match
-
     errors = list(validator.iter_errors(value))
     error = best_match(errors)
     if error is None:

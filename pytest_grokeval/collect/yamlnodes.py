@@ -195,10 +195,10 @@ class _Converter:
 
     def _convert(self, ynode: yaml.Node, line: int, depth: int) -> Node:
         if isinstance(ynode, MappingNode) and ynode.tag == _MAP_TAG:
-            return self._sized(self._mapping(ynode, line, depth))
+            return self._mapping(ynode, line, depth)
         if isinstance(ynode, SequenceNode) and ynode.tag == _SEQ_TAG:
             items = tuple(self.convert(child, depth) for child in ynode.value)
-            return self._sized(Node([item.value for item in items], line, items=items))
+            return Node([item.value for item in items], line, items=items)
         text = ynode.value if isinstance(ynode, ScalarNode) else None
         start = len(self.problems)
         value = self._construct(ynode)
@@ -219,16 +219,19 @@ class _Converter:
         mark = exc.problem_mark or ynode.start_mark
         self.problems.append((mark.line + 1, f"{exc.problem} (column {mark.column + 1})"))
 
-    def _sized(self, node: Node) -> Node:
-        children = [*node.fields.values(), *node.items]
-        self._sizes[id(node)] = 1 + len(node.fields) + sum(
-            self._sizes.get(id(child), 1) for child in children
-        )
-        return node
+    def _size(self, node: Node) -> int:
+        """How many values `node` stands for with aliases expanded; worked out only when an
+        alias repeats it (rare), each node once."""
+        size = self._sizes.get(id(node))
+        if size is None:
+            children = [*node.fields.values(), *node.items]
+            size = 1 + len(node.fields) + sum(self._size(child) for child in children)
+            self._sizes[id(node)] = size
+        return size
 
     def _repeated(self, node: Node) -> Node:
         """An alias's value, or a broken stand-in once aliases add more than MAX_ALIASED."""
-        self._added += self._sizes.get(id(node), 1)
+        self._added += self._size(node)
         if self._added <= MAX_ALIASED + ALIAS_RATIO * len(self._done):
             return node
         if not self._over:  # reported once, at the anchor whose repeats crossed the limit

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_grokeval.collect import suite as suite_module
 from pytest_grokeval.collect import yamlnodes
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, Suite, SuiteError, load_suite
 
@@ -1119,3 +1120,42 @@ def test_deep_nesting_is_caught_before_an_old_libyaml_composes_it(
     assert problems(tmp_path, text) == [
         "test_x.yaml:6: nesting deeper than 100 levels of mappings and lists"
     ]
+
+
+def test_a_case_whose_vars_multiply_past_the_limit_is_an_error_at_its_line(
+    tmp_path: Path,
+) -> None:
+    values = ", ".join(f"v{n}" for n in range(200))
+    text = f"""
+cases:
+  - id: fine
+    prompt: hello
+  - id: huge
+    prompt: "{{{{a}}}} {{{{b}}}} {{{{c}}}}"
+    vars: {{a: [{values}], b: [{values}], c: [{values}]}}
+"""
+    assert problems(tmp_path, text) == [
+        "test_x.yaml:5: case 'huge' would make 8,000,000 items (200 × 200 × 200); at most "
+        "100,000 per case (see 'YAML limits' in the README)"
+    ]
+
+
+@pytest.mark.parametrize(("limit", "collected"), [(12, True), (11, False)])
+def test_the_item_limit_counts_vars_lists_and_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, collected: bool
+) -> None:
+    monkeypatch.setattr(suite_module, "MAX_ITEMS_PER_CASE", limit)
+    text = """
+cases:
+  - id: big
+    prompt: "{{a}} {{b}} {{c}}"
+    model: [grok-4.3, grok-4.5]
+    vars: {a: [1, 2, 3], b: [x, y], c: one}
+"""
+    if collected:
+        assert len(load(tmp_path, text).items) == 12
+    else:
+        assert problems(tmp_path, text) == [
+            "test_x.yaml:3: case 'big' would make 12 items (3 × 2 × 2); at most 11 per case "
+            "(see 'YAML limits' in the README)"
+        ]

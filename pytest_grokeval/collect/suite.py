@@ -6,6 +6,7 @@ Every problem in a file is collected with its line, so that one run shows them a
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,9 @@ ROLES = ("system", "user", "assistant", "developer", "tool")
 
 _CASE_ONLY = {key: f"; {key!r} belongs in a case under 'cases'" for key in CASE_KEYS}
 _ID_FORBIDDEN = ("::", "[", "]", "/")
+# Items one case may expand into (vars' cross product times its models): well above what
+# bench/scale.py collects in seconds (40,000), far below what would exhaust memory.
+MAX_ITEMS_PER_CASE = 100_000
 
 
 def load_suite(
@@ -175,6 +179,16 @@ class _Reader(SettingsReader, VarsReader):
         """One item per choice of vars (their cross product) and per model of a model list."""
         settings = case.settings
         models = settings.models or (self.default_model,)
+        sizes = [len(var.values) for var in case.variables if var.is_list]
+        count = math.prod(sizes) * len(models)
+        if count > MAX_ITEMS_PER_CASE:
+            made = " × ".join(map(str, [*sizes, *([len(models)] if len(models) > 1 else [])]))
+            self.problem(
+                case.line,
+                f"{case.where} would make {count:,} items ({made}); at most "
+                f"{MAX_ITEMS_PER_CASE:,} per case (see 'YAML limits' in the README)",
+            )
+            return []
         api = settings.api or self.default_api
         repeat = settings.repeat or 1
         rate = 1.0 if settings.min_pass_rate is None else settings.min_pass_rate

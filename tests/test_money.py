@@ -135,8 +135,14 @@ def test_a_reply_without_usage_fails_a_tokens_check_and_is_stored_as_unknown(
 ) -> None:
     project.server.add_fault(Reply(omit_usage=True))
     project.suite("test_one.yaml", ONE + "    expect: {tokens: {max: 0}}\n")
-    result = project.run("--grok-report", "report.json", "-vv")
+    result = project.run("--grok-report", "report.json", "--grok-html", "report.html", "-vv")
     result.assert_outcomes(failed=1)
+    # The report's cards say unknown, not $0 and 0 tokens, when nothing is known.
+    cards = re.findall(
+        r'<span class="label">(cost|tokens)</span><span class="value">([^<]*)</span>',
+        (project.path / "report.html").read_text(),
+    )
+    assert cards == [("cost", "unknown"), ("tokens", "unknown")]
     result.stdout.fnmatch_lines(
         [
             "*got the token count is unknown: the response reported no usage",

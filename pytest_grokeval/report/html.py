@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from importlib import resources
 from typing import Any
@@ -83,10 +83,10 @@ def _cards(summary: Mapping[str, Any]) -> str:
         ("pass rate", "-" if rate is None else f"{rate:.1%}",
          f"{outcomes['passed']} of {ran} passed" + (f"; {others}" if others else ""),
          "good" if rate == 1 else "bad" if rate is not None else ""),
-        ("cost", _usd(summary["cost_usd"]),
+        ("cost", _known(summary["cost_usd"], summary.get("cost_unknown"), _usd),
          f"{summary['replayed']} of {summary['responses']} responses replayed"
          + _unknown(summary.get("cost_unknown"), "of unknown cost"), ""),
-        ("tokens", f"{tokens['total']:,}",
+        ("tokens", _known(tokens["total"], tokens.get("unknown"), "{:,}".format),
          f"{tokens['prompt']:,} in, {tokens['output']:,} out"
          + _unknown(tokens.get("unknown"), "without usage"), ""),
         ("latency p50", ms(latency["p50"]),
@@ -300,6 +300,11 @@ def _previous_by_id(comparison: Mapping[str, Any] | None) -> dict[str, dict[int,
         entry["id"]: {s["sample"]: s["previous"] for s in entry["samples"]}
         for entry in (comparison or {}).get("changed", [])
     }
+
+
+def _known(total: float, unknown: int | None, shown: Callable[[Any], str]) -> str:
+    # A sum of nothing known is no zero: every response of the run left it unknown.
+    return "unknown" if unknown and not total else shown(total)
 
 
 def _unknown(count: int | None, what: str) -> str:

@@ -97,9 +97,11 @@ def base_url(text: str) -> str:
 def parse_prices(lines: list[str]) -> dict[str, Price]:
     """The ini option grok_prices: 'MODEL: INPUT CACHED_INPUT OUTPUT' lines, USD per 1M tokens.
 
-    Raises pytest.UsageError naming the line that is not of that form.
+    Raises pytest.UsageError naming the line that is not of that form, or that prices a model
+    an earlier line priced (which of two prices is meant cannot be guessed).
     """
     prices: dict[str, Price] = {}
+    lines_of: dict[str, int] = {}
     for number, line in enumerate(lines, 1):
         model, colon, rest = line.partition(":")
         try:
@@ -113,5 +115,12 @@ def parse_prices(lines: list[str]) -> dict[str, Price]:
                 f"grok_prices line {number}: expected 'MODEL: INPUT CACHED_INPUT OUTPUT' "
                 f"(USD per million tokens, e.g. 'grok-4.8: 2.00 0.50 6.00'), got {line!r}"
             )
-        prices[model.strip()] = Price(*values)
+        name = model.strip()
+        if name in lines_of:
+            raise pytest.UsageError(
+                f"grok_prices line {number}: {name!r} is priced twice (first on line "
+                f"{lines_of[name]}); keep one line per model"
+            )
+        lines_of[name] = number
+        prices[name] = Price(*values)
     return prices

@@ -473,6 +473,8 @@ def test_bad_input_is_a_collection_error_with_file_and_line_and_others_still_run
         (["--grok-max-cost=-0.5"], "--grok-max-cost: must be a positive finite number, got -0.5"),
         (["-o", "grok_prices=grok-9: 1 2"],
          "grok_prices line 1: expected 'MODEL: INPUT CACHED_INPUT OUTPUT'*got 'grok-9: 1 2'"),
+        (["-o", "grok_prices=grok-9: 1 2 3\ngrok-8: 1 1 1\ngrok-9: 1 2 4"],
+         "grok_prices line 3: 'grok-9' is priced twice (first on line 1); keep one line per model"),
     ],
 )
 def test_a_bad_option_is_a_usage_error(project: Project, args: list[str], message: str) -> None:

@@ -7,7 +7,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpcore2  # noqa: F401  (see below)
@@ -96,6 +97,53 @@ class Project:
 
     def run_subprocess(self, *args: str, timeout: float = 120) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess(*self.args(*args), timeout=timeout)
+
+    @contextmanager
+    def spawn(self, *args: str, group: bool = False) -> Iterator[subprocess.Popen[str]]:
+        """pytest in its own process, so that it can be signalled; killed if the test fails.
+
+        `group`: in a process group of its own, as a terminal or CI runner starts it.
+        """
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", *self.args(*args)],
+            cwd=self.path,
+            env={**os.environ, "XAI_API_KEY": API_KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=group,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+    def assert_sent_nothing(
+        self, result: pytest.RunResult, code: pytest.ExitCode, *lines: str
+    ) -> None:
+        """`result` ended with `code` before sending a model request, printing `lines`.
+
+        `lines`: fnmatch patterns, looked for on stderr for a usage error (where pytest prints
+        one) and on stdout otherwise.
+        """
+        assert result.ret == code, result.outlines
+        output = result.stderr if code == pytest.ExitCode.USAGE_ERROR else result.stdout
+        output.fnmatch_lines(list(lines))
+        assert self.server.request_count == 0
+
+
+def poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait for `condition` with a deadline, for what has no event to wait on (files, processes).
+
+    TimeoutError naming `what` after `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout}s for {what}")
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY, INI, Project
+from conftest import API_KEY, INI, Project, poll
 
 from pytest_grokeval.checks.judge import JUDGE_SYSTEM
 from pytest_grokeval.options import BATCH_FLAGS
@@ -45,6 +41,20 @@ class BatchProject(Project):
         entries: dict[str, list[dict[str, Any]]] = document["entries"]
         return entries
 
+    @property
+    def batch_cache(self) -> Path:
+        """Where pytest's cache keeps the run's batch records."""
+        return self.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+
+    def leave_two_pending(self) -> pytest.RunResult:
+        """A batch run of 3 cases that the batch answers only one of within its 1 s wait."""
+        self.batches.hold_after = 1
+        self.suite("test_many.yaml", numbered(3))
+        # In a subprocess with a timeout: a wait that never ends must fail the test, not hang it.
+        result = self.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
+        result.assert_outcomes(passed=1, failed=2)
+        return result
+
 
 @pytest.fixture
 def batches() -> FakeBatches:
@@ -60,14 +70,6 @@ def project(
     pytester.makeini(INI)
     with FakeGrok(routes=batches.routes()) as server:
         yield BatchProject(pytester, server, batches)
-
-
-def wait_until(predicate: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout}s for {what}")
-        time.sleep(0.02)
 
 
 def journaled_count(recordings: Path) -> int:
@@ -110,27 +112,15 @@ def test_sigterm_leaves_the_batch_running_and_a_rerun_reads_only_the_rest(
     half = CASES // 2
     project.batches.hold_after = half
     project.suite("test_many.yaml", numbered(CASES))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *project.args("--grok-batch")],
-        cwd=project.path,
-        env={**os.environ, "XAI_API_KEY": API_KEY},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with project.spawn("--grok-batch") as process:
         project.batches.wait_for_served(half, timeout=60)
         # Served is not yet recorded: the run journals a page's results after reading it.
-        wait_until(
+        poll(
             lambda: journaled_count(project.recording("test_many.yaml")) >= half,
             "the first half to be journaled",
         )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "keeps running at xAI" in output and "--grok-batch-cancel" in output, output
     first = set(project.batches.served_ids)
@@ -162,30 +152,23 @@ def test_on_a_terminal_the_line_shows_pending_succeeded_failed_and_elapsed(
     assert re.search(line, output), output
 
 
-def test_a_model_xai_does_not_batch_is_refused_before_any_batch_exists(
-    project: BatchProject,
+@pytest.mark.parametrize(
+    ("head", "says"),
+    [
+        ("model: grok-4.5\n", "*--grok-batch: xAI's Batch API does not take 'grok-4.5'*"),
+        ("api: responses\n", "*--grok-batch sends Chat Completions only*api: responses*"),
+    ],
+    ids=["unbatched-model", "responses-api"],
+)
+def test_what_the_batch_api_does_not_take_is_refused_before_any_batch_exists(
+    project: BatchProject, head: str, says: str
 ) -> None:
-    project.suite("test_models.yaml", numbered(2, head="model: grok-4.5\n"))
+    project.suite("test_models.yaml", numbered(2, head=head))
 
     result = project.run("--grok-batch")
 
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["*--grok-batch: xAI's Batch API does not take 'grok-4.5'*"])
+    project.assert_sent_nothing(result, pytest.ExitCode.INTERRUPTED, says)
     assert project.batches.created == 0
-    assert project.server.request_count == 0
-
-
-def test_cases_on_the_responses_api_are_refused_before_any_batch_exists(
-    project: BatchProject,
-) -> None:
-    project.suite("test_models.yaml", numbered(2, head="api: responses\n"))
-
-    result = project.run("--grok-batch")
-
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["*--grok-batch sends Chat Completions only*api: responses*"])
-    assert project.batches.created == 0
-    assert project.server.request_count == 0
 
 
 def test_a_model_the_server_refuses_for_batch_stops_the_run_naming_it(
@@ -196,24 +179,19 @@ def test_a_model_the_server_refuses_for_batch_stops_the_run_naming_it(
 
     result = project.run("--grok-batch")
 
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(
-        ["*Model grok-4.20-0309-reasoning is not supported for batch processing*"]
+    project.assert_sent_nothing(
+        result,
+        pytest.ExitCode.INTERRUPTED,
+        "*Model grok-4.20-0309-reasoning is not supported for batch processing*",
     )
     assert project.batches.cancels == 1  # the empty batch is not left behind
-    assert project.server.request_count == 0
 
 
 def test_batch_wait_fails_unread_items_as_pending_and_cancel_stops_the_batch(
     project: BatchProject,
 ) -> None:
-    project.batches.hold_after = 1
-    project.suite("test_many.yaml", numbered(3))
+    result = project.leave_two_pending()
 
-    # In a subprocess with a timeout: a wait that never ends must fail this test, not hang it.
-    result = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
-
-    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["request failed: still pending in batch batch_000000 after*"])
 
     cancel = project.run("--grok-batch-cancel")
@@ -319,12 +297,13 @@ def test_every_batch_option_is_in_the_readme_options_table() -> None:
 def test_batch_mode_needs_a_recording_mode_that_sends(project: BatchProject) -> None:
     project.suite("test_many.yaml", numbered(1))
     result = project.run("--grok-batch", "--grok-record=none")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--grok-batch sends requests, but --grok-record=none*"])
+    project.assert_sent_nothing(
+        result, pytest.ExitCode.USAGE_ERROR, "*--grok-batch sends requests, but --grok-record=none*"
+    )
 
 
 def write_batch_cache(project: BatchProject, value: object) -> Path:
-    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    path = project.batch_cache
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value))
     return path
@@ -337,7 +316,7 @@ def test_cancel_of_a_batch_the_server_no_longer_has_forgets_it_cleanly(
     project.suite("test_many.yaml", numbered(2))
     first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "0.5", timeout=60)
     first.assert_outcomes(failed=2)
-    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    path = project.batch_cache
     stored = json.loads(path.read_text())
     (key,) = stored
     # One batch the server knows, one it lost (a restarted server, an edited cache).
@@ -380,26 +359,14 @@ def test_a_stopped_judge_batch_is_resumed_not_sent_again(
     # Per batch: the one sample request is read, one of its two grader requests is held.
     project.batches.hold_after = 1
     project.suite("test_judged.yaml", TWO_GRADERS)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *project.args("--grok-batch", f"--grok-record={record}")],
-        cwd=project.path,
-        env={**os.environ, "XAI_API_KEY": API_KEY},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with project.spawn("--grok-batch", f"--grok-record={record}") as process:
         project.batches.wait_for_served(2, timeout=60)
-        wait_until(
+        poll(
             lambda: len(project.batches.pages) >= 1 and project.batches.created == 2,
             "the judge batch",
         )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     judge = re.search(r"created batch (\S+) \(judge\)", output)
     assert judge, output
@@ -418,15 +385,12 @@ def test_a_stopped_judge_batch_is_resumed_not_sent_again(
 def test_a_batch_the_server_lost_is_forgotten_and_what_is_missing_sent_anew(
     project: BatchProject, loss: str
 ) -> None:
-    project.batches.hold_after = 1
-    project.suite("test_many.yaml", numbered(3))
-    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
-    first.assert_outcomes(passed=1, failed=2)
+    project.leave_two_pending()
     if loss == "server":  # restarted, or expired at xAI
         project.batches.lose()
         lost = "batch_000000"
     else:  # the cache names a batch the server never had
-        path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+        path = project.batch_cache
         stored = json.loads(path.read_text())
         for entry in stored.values():
             entry["main"]["id"] = lost = "batch_999999"
@@ -461,11 +425,8 @@ CORRUPTIONS = {
 def test_a_malformed_cache_record_is_ignored_saying_so(
     project: BatchProject, corruption: str
 ) -> None:
-    project.batches.hold_after = 1
-    project.suite("test_many.yaml", numbered(3))
-    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
-    first.assert_outcomes(passed=1, failed=2)
-    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    project.leave_two_pending()
+    path = project.batch_cache
     stored = json.loads(path.read_text())
     (key,) = stored
     bad = CORRUPTIONS[corruption](stored, key)
@@ -493,20 +454,18 @@ def test_batch_mode_without_pytests_cache_is_a_usage_error(
 ) -> None:
     project.suite("test_many.yaml", numbered(1))
     result = project.run(flag, "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{flag} keeps its batch ids in pytest's cache, but "
-                                 "-p no:cacheprovider disables it*"])
+    project.assert_sent_nothing(
+        result,
+        pytest.ExitCode.USAGE_ERROR,
+        f"*{flag} keeps its batch ids in pytest's cache, but -p no:cacheprovider disables it*",
+    )
     assert project.batches.created == 0
-    assert project.server.request_count == 0
 
 
 def test_a_finished_batch_lacking_requests_the_cache_says_it_has_fails_them_not_hangs(
     project: BatchProject,
 ) -> None:
-    project.batches.hold_after = 1
-    project.suite("test_many.yaml", numbered(3))
-    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
-    first.assert_outcomes(passed=1, failed=2)
+    project.leave_two_pending()
     # Another suite's batch, finished, holding none of these requests.
     created = urllib.request.Request(
         project.url + "/batches",
@@ -516,7 +475,7 @@ def test_a_finished_batch_lacking_requests_the_cache_says_it_has_fails_them_not_
     )
     with urllib.request.urlopen(created, timeout=30) as response:
         other = json.loads(response.read())["batch_id"]
-    path = project.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+    path = project.batch_cache
     stored = json.loads(path.read_text())
     for entry in stored.values():
         entry["main"]["id"] = other
@@ -552,10 +511,7 @@ def test_the_resume_hint_repeats_the_record_mode(project: BatchProject, record: 
 def test_a_rerun_that_needs_no_batch_keeps_the_running_one_in_the_cache_saying_so(
     project: BatchProject,
 ) -> None:
-    project.batches.hold_after = 1
-    project.suite("test_many.yaml", numbered(3))
-    first = project.run_subprocess("--grok-batch", "--grok-batch-wait", "1", timeout=60)
-    first.assert_outcomes(passed=1, failed=2)
+    project.leave_two_pending()
     realtime = project.run()  # records the two the batch has not answered yet
     realtime.assert_outcomes(passed=3)
 

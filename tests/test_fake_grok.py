@@ -313,6 +313,19 @@ def test_control_endpoints_report_and_reset_without_counting(grok: FakeGrok) -> 
     assert (grok.request_count, grok.log) == (0, [])
 
 
+def test_the_statistics_are_read_only_documented_and_live(grok: FakeGrok) -> None:
+    post(grok.port, chat_body("hi"))
+
+    with pytest.raises(AttributeError, match="request_count is read-only"):
+        grok.request_count = 5
+    post(grok.port, chat_body("again"))
+
+    assert (grok.request_count, grok.peak_in_flight, grok.in_flight) == (2, 1, 0)
+    assert FakeGrok.in_flight.__doc__ == (
+        "Model requests read but not yet answered, dropped or abandoned."
+    )
+
+
 def test_waiting_for_requests_that_never_come_times_out(grok: FakeGrok) -> None:
     with pytest.raises(TimeoutError, match="1 request to arrive"):
         grok.wait_for_requests(1, timeout=0.01)

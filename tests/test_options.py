@@ -31,12 +31,12 @@ def test_a_bad_base_url_on_the_command_line_is_a_usage_error_naming_the_option(
     # After the conftest's good --grok-base-url: argparse keeps the last one.
     result = project.run("--grok-base-url", url)
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*argument --grok-base-url: must be an http:// or https:// URL such as *, got *"]
+    project.assert_sent_nothing(
+        result,
+        pytest.ExitCode.USAGE_ERROR,
+        "*argument --grok-base-url: must be an http:// or https:// URL such as *, got *",
     )
     assert "s3cret" not in result.stdout.str() + result.stderr.str()
-    assert project.server.request_count == 0
 
 
 def test_a_bad_base_url_in_the_ini_file_is_a_usage_error_naming_the_ini_option(
@@ -47,11 +47,11 @@ def test_a_bad_base_url_in_the_ini_file_is_a_usage_error_naming_the_ini_option(
 
     result = project.pytester.runpytest("-p", "no:randomly")
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*ini option grok_base_url (for --grok-base-url): must be an http:// or https:// URL*"]
+    project.assert_sent_nothing(
+        result,
+        pytest.ExitCode.USAGE_ERROR,
+        "*ini option grok_base_url (for --grok-base-url): must be an http:// or https:// URL*",
     )
-    assert project.server.request_count == 0
 
 
 def test_a_bad_base_url_in_the_environment_is_a_usage_error_naming_the_variable(
@@ -62,9 +62,10 @@ def test_a_bad_base_url_in_the_environment_is_a_usage_error_naming_the_variable(
 
     result = project.pytester.runpytest("-p", "no:randomly")
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*environment variable XAI_BASE_URL (for --grok-base-url): must be an http:// or*"]
+    project.assert_sent_nothing(
+        result,
+        pytest.ExitCode.USAGE_ERROR,
+        "*environment variable XAI_BASE_URL (for --grok-base-url): must be an http:// or*",
     )
     assert "s3cret" not in result.stdout.str() + result.stderr.str()
 
@@ -77,12 +78,12 @@ def test_a_base_url_with_credentials_is_a_usage_error_that_does_not_print_them(
 
     result = project.run("--grok-base-url", f"http://user:s3cret@{host}")
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [f"*argument --grok-base-url: must not hold credentials, got 'http://***@{host}'*"]
+    project.assert_sent_nothing(
+        result,
+        pytest.ExitCode.USAGE_ERROR,
+        f"*argument --grok-base-url: must not hold credentials, got 'http://***@{host}'*",
     )
     assert "s3cret" not in result.stdout.str() + result.stderr.str()
-    assert project.server.request_count == 0
 
 
 def test_a_bad_number_in_the_ini_file_is_a_usage_error_naming_the_ini_option(
@@ -93,9 +94,10 @@ def test_a_bad_number_in_the_ini_file_is_a_usage_error_naming_the_ini_option(
 
     result = project.run()
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*ini option grok_max_concurrent (for --grok-max-concurrent): must be a positive*"]
+    project.assert_sent_nothing(
+        result,
+        pytest.ExitCode.USAGE_ERROR,
+        "*ini option grok_max_concurrent (for --grok-max-concurrent): must be a positive*",
     )
 
 
@@ -140,9 +142,9 @@ def test_a_bad_or_empty_ini_value_is_a_usage_error_naming_the_ini_option(
 
     result = project.run()
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*ini option {name}*: {message}*"])
-    assert project.server.request_count == 0
+    project.assert_sent_nothing(
+        result, pytest.ExitCode.USAGE_ERROR, f"*ini option {name}*: {message}*"
+    )
 
 
 @pytest.mark.parametrize("flag", ["--grok-model", "--grok-report", "--grok-api"])
@@ -151,6 +153,6 @@ def test_an_empty_value_on_the_command_line_is_a_usage_error(project: Project, f
 
     result = project.run(f"{flag}=")
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*argument {flag}: must not be empty*"])
-    assert project.server.request_count == 0
+    project.assert_sent_nothing(
+        result, pytest.ExitCode.USAGE_ERROR, f"*argument {flag}: must not be empty*"
+    )

@@ -7,14 +7,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, Project
+from conftest import Project, poll
 
 from pytest_grokeval.testing import FakeRequest, Reply
 
@@ -30,40 +27,6 @@ def numbered(count: int) -> str:
 def journal_lines(directory: Path) -> int:
     """Complete lines in every journal of a recordings folder."""
     return sum(p.read_bytes().count(b"\n") for p in directory.glob(".*.journal"))
-
-
-def poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Wait for a condition with a deadline (the server and the journal have no events)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-@contextmanager
-def pytest_process(
-    project: Project, *args: str, group: bool = False
-) -> Iterator[subprocess.Popen[str]]:
-    """pytest in its own process, so that it can be signalled; killed if the test fails.
-
-    `group`: in a process group of its own, as a terminal or CI runner starts it.
-    """
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *project.args(*args)],
-        cwd=project.path,
-        env={**os.environ, "XAI_API_KEY": API_KEY},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=group,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
 
 
 def replay_without_key(project: Project, monkeypatch: pytest.MonkeyPatch) -> pytest.RunResult:
@@ -85,7 +48,7 @@ def test_sigterm_after_11_of_12_answers_keeps_all_11_and_exits_as_on_an_interrup
     project.server.responder = lambda r: Reply(hang=True) if r.prompt == "prompt 7" else None
     folder = project.recording("test_many.yaml").parent
 
-    with pytest_process(project) as process:
+    with project.spawn() as process:
         poll(lambda: folder.exists() and journal_lines(folder) == 11, "11 journaled responses")
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
@@ -113,7 +76,7 @@ def test_sigkill_in_a_100_case_prefetch_loses_no_response_completed_a_second_bef
             if e.status == 200 and e.finished <= moment
         }
 
-    with pytest_process(project, "--grok-max-concurrent=8") as process:
+    with project.spawn("--grok-max-concurrent=8") as process:
         poll(lambda: len(completed_before(time.monotonic() - 1.0)) >= 10, "10 old answers")
         killed_at = time.monotonic()
         process.kill()
@@ -255,7 +218,7 @@ def test_a_signal_to_the_xdist_controller_stops_the_fetching_worker_and_keeps_it
     def leader() -> Path:
         return Path(shared_dir.read_text()) / "leader"
 
-    with pytest_process(project, "-n", "2", "--grok-max-concurrent=2", group=group) as process:
+    with project.spawn("-n", "2", "--grok-max-concurrent=2", group=group) as process:
         poll(lambda: shared_dir.exists() and leader().exists(), "the fetching worker")
         fetcher = int(leader().read_text())
         poll(lambda: project.server.request_count >= 6, "6 requests")

@@ -19,7 +19,7 @@ from .limits import RateLimits
 from .models import DEFAULT_MODELS, Catalog, ModelSpec
 from .replies import Reply
 from .request import FakeRequest, LoggedRequest
-from .stats import Ledger
+from .stats import Count, Ledger
 
 # The listen queue must hold a benchmark's whole burst, or the kernel drops SYNs and the
 # client stalls a full second on the retransmit.
@@ -270,30 +270,11 @@ class FakeGrok:
 
     # -- statistics -----------------------------------------------------------------------------
 
-    @property
-    def request_count(self) -> int:
-        """Model requests (chat and Responses) received, faulted or not."""
-        return self.ledger.request_count
-
-    @property
-    def in_flight(self) -> int:
-        """Model requests read but not yet answered, dropped or abandoned."""
-        return self.ledger.in_flight
-
-    @property
-    def peak_in_flight(self) -> int:
-        """The most model requests that were in flight at once."""
-        return self.ledger.peak_in_flight
-
-    @property
-    def models_requests(self) -> int:
-        """``GET /v1/models`` requests received."""
-        return self.ledger.models_requests
-
-    @property
-    def rate_limited(self) -> int:
-        """429s sent because a hidden rate limit was reached."""
-        return self.ledger.rate_limited
+    request_count = Count("Model requests (chat, Responses) received, faulted or not.", "requests")
+    in_flight = Count("Model requests read but not yet answered, dropped or abandoned.")
+    peak_in_flight = Count("The most model requests that were in flight at once.")
+    models_requests = Count("``GET /v1/models`` requests received.")
+    rate_limited = Count("429s sent because a hidden rate limit was reached.")
 
     @property
     def log(self) -> list[LoggedRequest]:

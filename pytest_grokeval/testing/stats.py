@@ -8,9 +8,13 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Protocol, get_args, overload
 
 from .request import LoggedRequest
+
+# The ledger's counters, by the names the ``/_fake/stats`` body gives them.
+CounterName = Literal["requests", "in_flight", "peak_in_flight", "models_requests", "rate_limited"]
+COUNTERS: tuple[CounterName, ...] = get_args(CounterName)
 
 
 class Ledger:
@@ -18,83 +22,54 @@ class Ledger:
 
     def __init__(self) -> None:
         self._changed = threading.Condition(threading.Lock())
-        self._count = 0
-        self._in_flight = 0
-        self._peak = 0
+        self._counts: dict[CounterName, int] = dict.fromkeys(COUNTERS, 0)
         self._log: list[LoggedRequest] = []
         self._paths: Counter[str] = Counter()
-        self._models_requests = 0
-        self._rate_limited = 0
 
     def arrive(self, path: str) -> int:
         """Count a model request as received and in flight; return its index."""
         with self._changed:
-            index = self._count
-            self._count += 1
+            counts = self._counts
+            index = counts["requests"]
+            counts["requests"] += 1
             self._paths[path] += 1
-            self._in_flight += 1
-            self._peak = max(self._peak, self._in_flight)
+            counts["in_flight"] += 1
+            counts["peak_in_flight"] = max(counts["peak_in_flight"], counts["in_flight"])
             self._changed.notify_all()
             return index
 
     def settle(self, entry: LoggedRequest) -> None:
         """Take a request out of flight and log it."""
         with self._changed:
-            self._in_flight -= 1
+            self._counts["in_flight"] -= 1
             self._log.append(entry)
             self._changed.notify_all()
 
     def count_models_request(self, path: str) -> None:
         """Count one ``GET /v1/models``."""
         with self._changed:
-            self._models_requests += 1
+            self._counts["models_requests"] += 1
             self._paths[path] += 1
 
     def count_rate_limited(self) -> None:
         """Count one 429 sent because a hidden limit was reached."""
         with self._changed:
-            self._rate_limited += 1
+            self._counts["rate_limited"] += 1
 
     def reset(self) -> None:
         """Forget the log and the counters; requests still in flight stay counted as such."""
         with self._changed:
-            self._count = 0
-            self._peak = self._in_flight
+            in_flight = self._counts["in_flight"]
+            self._counts = dict.fromkeys(COUNTERS, 0)
+            self._counts["in_flight"] = self._counts["peak_in_flight"] = in_flight
             self._log.clear()
             self._paths.clear()
-            self._models_requests = 0
-            self._rate_limited = 0
             self._changed.notify_all()
 
-    @property
-    def request_count(self) -> int:
-        """Model requests (chat and Responses) received, faulted or not."""
+    def count(self, name: CounterName) -> int:
+        """The counter `name` now."""
         with self._changed:
-            return self._count
-
-    @property
-    def in_flight(self) -> int:
-        """Model requests read but not yet answered, dropped or abandoned."""
-        with self._changed:
-            return self._in_flight
-
-    @property
-    def peak_in_flight(self) -> int:
-        """The most model requests that were in flight at once."""
-        with self._changed:
-            return self._peak
-
-    @property
-    def models_requests(self) -> int:
-        """``GET /v1/models`` requests received."""
-        with self._changed:
-            return self._models_requests
-
-    @property
-    def rate_limited(self) -> int:
-        """429s sent because a hidden rate limit was reached."""
-        with self._changed:
-            return self._rate_limited
+            return self._counts[name]
 
     def requests_to(self, path: str) -> int:
         """Requests received on `path`, e.g. ``/v1/responses`` or ``/v1/models``."""
@@ -108,30 +83,66 @@ class Ledger:
             return sorted(self._log, key=lambda entry: entry.index)
 
     def snapshot(self) -> dict[str, Any]:
-        """The ``/_fake/stats`` body."""
+        """The ``/_fake/stats`` body: the `COUNTERS` and ``by_path`` (path -> requests)."""
         with self._changed:
-            return {
-                "requests": self._count,
-                "peak_in_flight": self._peak,
-                "in_flight": self._in_flight,
-                "models_requests": self._models_requests,
-                "rate_limited": self._rate_limited,
-                "by_path": dict(self._paths),
-            }
+            body: dict[str, Any] = dict(self._counts.items())
+            body["by_path"] = dict(self._paths)
+            return body
 
     def wait_for_requests(self, n: int, timeout: float) -> None:
         """Block until `n` model requests have arrived; TimeoutError after `timeout` s."""
         what = f"{n} request{'' if n == 1 else 's'} to arrive"
-        self._wait(lambda: self._count >= n, timeout, what)
+        self._wait(lambda: self._counts["requests"] >= n, timeout, what)
 
     def wait_for_idle(self, timeout: float) -> None:
         """Block until no model request is in flight; TimeoutError after `timeout` s."""
-        self._wait(lambda: self._in_flight == 0, timeout, "no request in flight")
+        self._wait(lambda: self._counts["in_flight"] == 0, timeout, "no request in flight")
 
     def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         with self._changed:
             if not self._changed.wait_for(predicate, timeout):
                 raise TimeoutError(
-                    f"waited {timeout}s for {what}; requests={self._count}, "
-                    f"in_flight={self._in_flight}"
+                    f"waited {timeout}s for {what}; requests={self._counts['requests']}, "
+                    f"in_flight={self._counts['in_flight']}"
                 )
+
+
+class _HasLedger(Protocol):
+    ledger: Ledger
+
+
+class Count:
+    """A read-only ``int`` attribute of an object with a `ledger`: one of its counters.
+
+    `doc`: the attribute's docstring; `name`: the counter read (default: the attribute's
+    name, which must then be one of `COUNTERS`). One descriptor, so that each statistic
+    `FakeGrok` shows is one line.
+    """
+
+    def __init__(self, doc: str, name: CounterName | None = None) -> None:
+        self.__doc__ = doc
+        self.counter = name
+        self.attribute = ""
+
+    def __set_name__(self, owner: type[Any], attribute: str) -> None:
+        self.attribute = attribute
+        if self.counter is None:
+            if attribute not in COUNTERS:
+                raise ValueError(f"no counter {attribute!r}; the ledger has {COUNTERS}")
+            self.counter = COUNTERS[COUNTERS.index(attribute)]
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Count: ...
+
+    @overload
+    def __get__(self, instance: _HasLedger, owner: type[Any] | None = None) -> int: ...
+
+    def __get__(self, instance: _HasLedger | None, owner: type[Any] | None = None) -> int | Count:
+        if instance is None:
+            return self
+        assert self.counter is not None, "Count is used as a class attribute"
+        return instance.ledger.count(self.counter)
+
+    def __set__(self, instance: _HasLedger, value: int) -> None:
+        # Read-only like a property: a stray assignment must not hide the live counter.
+        raise AttributeError(f"{self.attribute} is read-only; reset() clears the counters")

@@ -280,6 +280,10 @@ class Engine:
         except TimeoutError:
             self._ledger.lost(request)
             raise timed_out from None
+        except asyncio.CancelledError:
+            # Ctrl-C or SIGTERM while the request was out: the server may answer, and bill it.
+            self._ledger.lost(request)
+            raise
         except openai.APIConnectionError as exc:
             # The SDK's aiohttp transport reports refused, reset and DNS failures as timeouts.
             failure = transport_error(exc)

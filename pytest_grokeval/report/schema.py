@@ -72,7 +72,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "unsettled": {
                     **_INT,
                     "description": "attempts of unknown cost: timed out, dropped after "
-                    "sending, malformed, or a response without usage or price",
+                    "sending, interrupted, malformed, or a response without usage or price",
                 },
                 "possibly_billed_usd": {
                     "type": "number", "minimum": 0,

@@ -116,8 +116,8 @@ def spending_lines(stats: EngineStats, counts: Counts) -> list[str]:
         unpriced = f", {stats.unpriced} more of unknown price" if stats.unpriced else ""
         lines.append(
             f"attempts: {stats.attempts}, {stats.unsettled} of unknown cost (timed out, dropped "
-            f"after sending, or without usage): up to ${stats.possible_cost_usd:.6f} possibly "
-            f"billed{unpriced}"
+            f"after sending, interrupted, or without usage): up to "
+            f"${stats.possible_cost_usd:.6f} possibly billed{unpriced}"
         )
     else:
         lines.append(f"attempts: {stats.attempts}")

@@ -238,7 +238,7 @@ def check_all(chosen: Sequence[Breakage], workdir: Path, options: argparse.Names
         print(baseline.output)
     print(
         f"unchanged copy: {len(passing)}/{len(present)} tests pass "
-        f"({baseline.processes} pytest processes imported the copy, {baseline.seconds:.0f} s)"
+        f"(copy imported by {baseline.processes} pytest processes, {baseline.seconds:.0f} s)"
     )
     if baseline.wrong_imports or not baseline.processes:
         print(f"ERROR: imported {', '.join(baseline.wrong_imports) or 'no grokeval'}")
@@ -255,7 +255,7 @@ def check_all(chosen: Sequence[Breakage], workdir: Path, options: argparse.Names
                 if breakage.name in futures:
                     status, details, run = futures[breakage.name].result()
                 bad += status != "caught"
-                where = f", {run.processes} processes, {run.seconds:.0f} s" if run else ""
+                where = f" (copy imported by {run.processes}, {run.seconds:.0f} s)" if run else ""
                 print(f"{status:7} {breakage.name:34} {details}{where}", flush=True)
                 if run is not None and status == "caught" and first_error(run.output):
                     print(f"{'':8}E {first_error(run.output)}")

@@ -23,6 +23,7 @@ from pytest_grokeval.engine.errors import (
     classify,
     transport_error,
 )
+from pytest_grokeval.engine.heap import FrozenHeap
 from pytest_grokeval.engine.pricing import Price
 from pytest_grokeval.engine.wire import parse_completion, request_body, sent_effort
 
@@ -101,8 +102,10 @@ class Engine:
         self._pacer = Pacer(settings.rpm, settings.tpm)
         self._settled = asyncio.Event()
         self._ledger = Ledger(self.stats, settings.max_cost, settings.prices)
+        self._heap = FrozenHeap()
 
     async def __aenter__(self) -> Engine:
+        self._heap.enter()
         return self
 
     def expect(self, count: int) -> None:
@@ -117,6 +120,7 @@ class Engine:
     ) -> None:
         # A fatal error or Ctrl-C: stop the rest, and let them unwind before the client closes.
         # Every response already received has gone to on_result.
+        self._heap.exit()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -130,9 +134,7 @@ class Engine:
         """The outcome of one request, sent once however many callers ask for it."""
         task = self._tasks.get(request.fingerprint)
         if task is None:
-            if self._client is None:
-                self._client = self._client_factory(self.settings)
-            task = asyncio.ensure_future(self._fetch(self._client, request))
+            task = asyncio.ensure_future(self._fetch(self._client_now(), request))
             self._tasks[request.fingerprint] = task
             self.stats.total = max(self.stats.total, len(self._tasks))
             self._emit()
@@ -149,9 +151,15 @@ class Engine:
 
     async def get_json(self, path: str) -> object:
         """GET a JSON document with the run's client, e.g. the model catalog ``/models``."""
+        return await self._client_now().get(path, cast_to=object)
+
+    def _client_now(self) -> openai.AsyncOpenAI:
+        """The run's client, made on first use (a replay-only run never imports the SDK)."""
         if self._client is None:
             self._client = self._client_factory(self.settings)
-        return await self._client.get(path, cast_to=object)
+            # The SDK's modules and models, just imported, live as long as the session.
+            self._heap.refreeze()
+        return self._client
 
     def _emit(self) -> None:
         if self._on_progress is not None:

@@ -337,3 +337,19 @@ def test_a_completion_keeps_the_text_model_usage_and_latency(grok: FakeGrok) -> 
 def test_usage_read_back_from_a_recording_is_unknown_unless_its_counts_are(stored: Any) -> None:
     assert Usage.from_json(stored) is None
     assert Usage.from_json({"prompt_tokens": 2, "completion_tokens": 3}) == Usage(2, 3, 0)
+
+
+def test_the_effort_recorded_is_the_one_sent_else_the_one_reported_else_the_models_default(
+    grok: FakeGrok,
+) -> None:
+    reported = {**answer(grok, Reply()), "reasoning": {"effort": "high"}}
+    silent = answer(grok, Reply())
+
+    def effort(body: Any, sent: str | None) -> str | None:
+        parsed = parse_completion(body, 1.0, sent_effort=sent, default_effort="medium")
+        return parsed.reasoning_effort
+
+    assert effort(reported, "low") == "low"
+    assert effort(reported, None) == "high"
+    assert effort(silent, None) == "medium"
+    assert parse_completion(silent, 1.0).reasoning_effort is None

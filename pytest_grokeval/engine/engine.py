@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -269,9 +268,6 @@ class Engine:
         estimate = tokens.amount if tokens is not None else float(estimate_tokens(request))
         headers: Mapping[str, str] | None = None
         path, body = request_body(request)
-        timed_out = RetryableError(FetchError(
-            f"timed out after {self.settings.timeout:g} s (--grok-timeout)", kind="timeout"
-        ))
         try:
             # The whole attempt, connect to last byte: the SDK's timeout bounds each socket read,
             # so a body trickling in byte by byte would never time out.
@@ -283,17 +279,22 @@ class Engine:
                 headers = response.headers
                 data = response.json()
             latency = (time.perf_counter() - started) * 1000
-            completion = parse_completion(data, latency, request.api, headers, self.settings.prices)
-            completion = self._with_effort(request, completion)
+            # The effort recorded: the one sent, else the one the API reports, else the
+            # model's default from the catalog.
+            completion = parse_completion(
+                data, latency, request.api, headers, self.settings.prices,
+                sent_effort=sent_effort(request),
+                default_effort=self.default_efforts.get(request.model),
+            )
         except TimeoutError:
             self._ledger.lost(request)
-            raise timed_out from None
+            raise self._timed_out() from None
         except openai.APIConnectionError as exc:
             # The SDK's aiohttp transport reports refused, reset and DNS failures as timeouts.
             failure = transport_error(exc)
             if failure is None:
                 self._ledger.lost(request)
-                raise timed_out from None
+                raise self._timed_out() from None
             message, after_send = failure
             if after_send:
                 self._ledger.lost(request)
@@ -334,16 +335,11 @@ class Engine:
             self.stats.learned = [limit.describe() for limit in self._pacer.learned]
             self._emit()
 
-    def _with_effort(self, request: ChatRequest, completion: Completion) -> Completion:
-        """Record the effort sent; else the one the API reports, else the model's default."""
-        effort = (
-            sent_effort(request)
-            or completion.reasoning_effort
-            or self.default_efforts.get(request.model)
-        )
-        if effort == completion.reasoning_effort:
-            return completion
-        return dataclasses.replace(completion, reasoning_effort=effort)
+    def _timed_out(self) -> RetryableError:
+        # Made when needed: most attempts never time out.
+        return RetryableError(FetchError(
+            f"timed out after {self.settings.timeout:g} s (--grok-timeout)", kind="timeout"
+        ))
 
 
 def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:

@@ -17,6 +17,8 @@ import pytest
 # Any run of this many characters of the key is treated as the key: an API that echoes a
 # prefix or a truncated header still gives nothing away, and a shorter run is not usable.
 MIN_RUN = 12
+# Every window of MIN_RUN characters holds a piece this long starting at a multiple of it.
+_ANCHOR = (MIN_RUN + 1) // 2
 MASK = "[REDACTED]"
 # user:password@ in any URL, whatever its host: the credentials of a base URL (or a proxy).
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s:]+(?::[^/@\s]*)?@")
@@ -37,6 +39,19 @@ class Redactor:
         alternatives = sorted(windows | set(short), key=len, reverse=True)
         self._pattern = (
             re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+        )
+        # Text holding none of these holds no secret: each MIN_RUN window of a long secret
+        # contains one of its _ANCHOR-long pieces that start at a multiple of _ANCHOR. The
+        # pattern tries every window at every position (43 us for a 500-character line and an
+        # 84-character xAI key); str.find over these few pieces costs a tenth of that.
+        self._anchors = sorted(
+            {
+                secret[i : i + _ANCHOR]
+                for secret in self._secrets
+                if len(secret) >= MIN_RUN
+                for i in range(0, len(secret) - _ANCHOR + 1, _ANCHOR)
+            }
+            | set(short)
         )
 
     @classmethod
@@ -60,7 +75,9 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if "://" in text:
             text = _URL_CREDENTIALS.sub("***@", text)
-        if self._pattern is None or self._pattern.search(text) is None:
+        if self._pattern is None or not self._may_hold_secret(text):
+            return text
+        if self._pattern.search(text) is None:
             return text
         spans = [self._widen(text, m.start(), m.end()) for m in self._pattern.finditer(text)]
         out: list[str] = []
@@ -70,6 +87,9 @@ class Redactor:
             last = end
         out.append(text[last:])
         return "".join(out)
+
+    def _may_hold_secret(self, text: str) -> bool:
+        return any(anchor in text for anchor in self._anchors)
 
     def _widen(self, text: str, start: int, end: int) -> tuple[int, int]:
         """The whole run of a secret around a window match, so no tail of the key is left."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import random
 from typing import Any
 
@@ -22,6 +23,7 @@ from pytest_grokeval.engine.budgets import (
 )
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, default_client
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
+from pytest_grokeval.engine.heap import YOUNG_THRESHOLD
 from pytest_grokeval.engine.pricing import PRICES, Price, cost_from_usage, estimate_cost, price_for
 from pytest_grokeval.engine.wire import parse_completion
 from pytest_grokeval.testing import FakeGrok, Reply
@@ -242,6 +244,34 @@ def test_the_wait_before_a_retry_never_exceeds_the_cap_however_many_retries_came
     assert min(waits[8:]) >= BACKOFF_CAP / 2
 
 
+def test_the_collector_skips_the_sessions_objects_while_the_engine_runs_and_only_then(
+    grok: FakeGrok,
+) -> None:
+    thresholds = gc.get_threshold()
+    seen: list[tuple[int, int]] = []
+    grok.add_fault(Reply(status=401, error="Incorrect API key provided"), times=1)
+
+    def run(*prompts: str) -> None:
+        engine = Engine(
+            EngineSettings(base_url=grok.url, api_key=API_KEY, retries=0),
+            on_result=lambda r, o: seen.append((gc.get_freeze_count(), gc.get_threshold()[0])),
+        )
+        requests = [
+            ChatRequest(model="grok-4.3", messages=({"role": "user", "content": p},))
+            for p in prompts
+        ]
+        asyncio.run(engine.run(requests))
+
+    with pytest.raises(FatalAPIError):  # the way out of a stopped run restores it too
+        run("refused")
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds)
+    run("one", "two")
+    assert len(seen) == 2 and all(
+        frozen > 0 and young == YOUNG_THRESHOLD for frozen, young in seen
+    )
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds)
+
+
 # -- estimates and cost -------------------------------------------------------------------------
 
 
@@ -307,3 +337,19 @@ def test_a_completion_keeps_the_text_model_usage_and_latency(grok: FakeGrok) -> 
 def test_usage_read_back_from_a_recording_is_unknown_unless_its_counts_are(stored: Any) -> None:
     assert Usage.from_json(stored) is None
     assert Usage.from_json({"prompt_tokens": 2, "completion_tokens": 3}) == Usage(2, 3, 0)
+
+
+def test_the_effort_recorded_is_the_one_sent_else_the_one_reported_else_the_models_default(
+    grok: FakeGrok,
+) -> None:
+    reported = {**answer(grok, Reply()), "reasoning": {"effort": "high"}}
+    silent = answer(grok, Reply())
+
+    def effort(body: Any, sent: str | None) -> str | None:
+        parsed = parse_completion(body, 1.0, sent_effort=sent, default_effort="medium")
+        return parsed.reasoning_effort
+
+    assert effort(reported, "low") == "low"
+    assert effort(reported, None) == "high"
+    assert effort(silent, None) == "medium"
+    assert parse_completion(silent, 1.0).reasoning_effort is None

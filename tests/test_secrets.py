@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import API_KEY, Project
 
-from pytest_grokeval.redaction import MASK, Redactor
+from pytest_grokeval.redaction import MASK, MIN_RUN, Redactor
 from pytest_grokeval.testing import Reply
 
 SUITES = {
@@ -96,6 +96,15 @@ def test_any_twelve_character_run_of_the_key_is_redacted_and_nothing_else() -> N
     assert redact(f"key {middle} end") == f"key {MASK} end"
     assert redact(API_KEY[:11]) == API_KEY[:11]
     assert redact("an ordinary message") == "an ordinary message"
+
+
+def test_a_twelve_character_run_at_any_offset_of_the_key_is_redacted() -> None:
+    # Each offset: the redactor skips text that holds none of the key's pieces, which must
+    # leave no run of MIN_RUN characters unnoticed, wherever it starts.
+    redact = Redactor.for_key(API_KEY, "https://api.x.ai/v1")
+    for start in range(len(API_KEY) - MIN_RUN + 1):
+        run = API_KEY[start : start + MIN_RUN]
+        assert redact(f"echo <{run}> end") == f"echo <{MASK}> end", start
 
 
 @pytest.mark.parametrize("key", ["fake", "x"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from pytest_grokeval.engine.errors import (
     classify,
     transport_error,
 )
+from pytest_grokeval.engine.heap import FrozenHeap
 from pytest_grokeval.engine.pricing import Price
 from pytest_grokeval.engine.wire import parse_completion, request_body, sent_effort
 
@@ -101,8 +101,10 @@ class Engine:
         self._pacer = Pacer(settings.rpm, settings.tpm)
         self._settled = asyncio.Event()
         self._ledger = Ledger(self.stats, settings.max_cost, settings.prices)
+        self._heap = FrozenHeap()
 
     async def __aenter__(self) -> Engine:
+        self._heap.enter()
         return self
 
     def expect(self, count: int) -> None:
@@ -117,6 +119,7 @@ class Engine:
     ) -> None:
         # A fatal error or Ctrl-C: stop the rest, and let them unwind before the client closes.
         # Every response already received has gone to on_result.
+        self._heap.exit()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -130,9 +133,7 @@ class Engine:
         """The outcome of one request, sent once however many callers ask for it."""
         task = self._tasks.get(request.fingerprint)
         if task is None:
-            if self._client is None:
-                self._client = self._client_factory(self.settings)
-            task = asyncio.ensure_future(self._fetch(self._client, request))
+            task = asyncio.ensure_future(self._fetch(self._client_now(), request))
             self._tasks[request.fingerprint] = task
             self.stats.total = max(self.stats.total, len(self._tasks))
             self._emit()
@@ -149,9 +150,15 @@ class Engine:
 
     async def get_json(self, path: str) -> object:
         """GET a JSON document with the run's client, e.g. the model catalog ``/models``."""
+        return await self._client_now().get(path, cast_to=object)
+
+    def _client_now(self) -> openai.AsyncOpenAI:
+        """The run's client, made on first use (a replay-only run never imports the SDK)."""
         if self._client is None:
             self._client = self._client_factory(self.settings)
-        return await self._client.get(path, cast_to=object)
+            # The SDK's modules and models, just imported, live as long as the session.
+            self._heap.refreeze()
+        return self._client
 
     def _emit(self) -> None:
         if self._on_progress is not None:
@@ -261,9 +268,6 @@ class Engine:
         estimate = tokens.amount if tokens is not None else float(estimate_tokens(request))
         headers: Mapping[str, str] | None = None
         path, body = request_body(request)
-        timed_out = RetryableError(FetchError(
-            f"timed out after {self.settings.timeout:g} s (--grok-timeout)", kind="timeout"
-        ))
         try:
             # The whole attempt, connect to last byte: the SDK's timeout bounds each socket read,
             # so a body trickling in byte by byte would never time out.
@@ -275,11 +279,16 @@ class Engine:
                 headers = response.headers
                 data = response.json()
             latency = (time.perf_counter() - started) * 1000
-            completion = parse_completion(data, latency, request.api, headers, self.settings.prices)
-            completion = self._with_effort(request, completion)
+            # The effort recorded: the one sent, else the one the API reports, else the
+            # model's default from the catalog.
+            completion = parse_completion(
+                data, latency, request.api, headers, self.settings.prices,
+                sent_effort=sent_effort(request),
+                default_effort=self.default_efforts.get(request.model),
+            )
         except TimeoutError:
             self._ledger.lost(request)
-            raise timed_out from None
+            raise self._timed_out() from None
         except asyncio.CancelledError:
             # Ctrl-C or SIGTERM while the request was out: the server may answer, and bill it.
             self._ledger.lost(request)
@@ -289,7 +298,7 @@ class Engine:
             failure = transport_error(exc)
             if failure is None:
                 self._ledger.lost(request)
-                raise timed_out from None
+                raise self._timed_out() from None
             message, after_send = failure
             if after_send:
                 self._ledger.lost(request)
@@ -330,16 +339,11 @@ class Engine:
             self.stats.learned = [limit.describe() for limit in self._pacer.learned]
             self._emit()
 
-    def _with_effort(self, request: ChatRequest, completion: Completion) -> Completion:
-        """Record the effort sent; else the one the API reports, else the model's default."""
-        effort = (
-            sent_effort(request)
-            or completion.reasoning_effort
-            or self.default_efforts.get(request.model)
-        )
-        if effort == completion.reasoning_effort:
-            return completion
-        return dataclasses.replace(completion, reasoning_effort=effort)
+    def _timed_out(self) -> RetryableError:
+        # Made when needed: most attempts never time out.
+        return RetryableError(FetchError(
+            f"timed out after {self.settings.timeout:g} s (--grok-timeout)", kind="timeout"
+        ))
 
 
 def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:

@@ -79,11 +79,15 @@ def parse_completion(
     api: str = "chat",
     headers: Mapping[str, str] | None = None,
     prices: Prices | None = None,
+    *,
+    sent_effort: str | None = None,
+    default_effort: str | None = None,
 ) -> Completion:
     """Read a chat completion's or a Response's JSON body; ValueError when it is not one.
 
-    An error object in a 200 body (or a Response whose status is "failed") raises ValueError
-    with the server's message.
+    The reasoning effort recorded is `sent_effort`, else the one the body reports, else
+    `default_effort`. An error object in a 200 body (or a Response whose status is "failed")
+    raises ValueError with the server's message.
     """
     if not isinstance(data, dict):
         raise ValueError(f"the response is not a JSON object: {str(data)[:200]!r}")
@@ -112,7 +116,8 @@ def parse_completion(
         latency_ms=latency_ms,
         cost_usd=cost_from_usage(model, usage, ticks, prices),
         api=api,
-        reasoning_effort=effort if isinstance(effort, str) else None,
+        reasoning_effort=sent_effort or (effort if isinstance(effort, str) else None)
+        or default_effort,
         request_id=request_id or None,
         system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
         refusal=said.refusal,

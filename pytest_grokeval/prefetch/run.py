@@ -209,7 +209,11 @@ class GrokRun:
         while (wave := self._wave(plan, passes, failures, sent)) > 0:
             batch = job.requests[sent : sent + wave]
             sent += wave
-            verdicts = await asyncio.gather(*(self._sample(engine, job, r) for r in batch))
+            if wave == 1:
+                # Most jobs are one sample: awaited here, without a task of its own each.
+                verdicts = [await self._sample(engine, job, batch[0])]
+            else:
+                verdicts = await asyncio.gather(*(self._sample(engine, job, r) for r in batch))
             if None in verdicts:
                 break  # a request or a grader failed: the item reports it; no more samples
             passes += sum(1 for v in verdicts if v)
@@ -233,7 +237,7 @@ class GrokRun:
         graders = [c for c in job.checks if CHECKS[c.base].needs_grader and outcome.has_text]
         graded = await asyncio.gather(
             *(self._grade(engine, job, request.sample, check, outcome) for check in graders)
-        )
+        ) if graders else []
         try:
             checked = run_checks(job.checks, outcome, dict(graded))
         except JudgeError as exc:

@@ -40,9 +40,11 @@ TIMEOUT_RETRIES = 1
 @dataclass(frozen=True)
 class EngineSettings:
     """How the engine sends: endpoint, key, concurrency, timeout (seconds), retries, rpm/tpm
-    limits, max cost (US dollars), backoff base (seconds) and extra prices."""
+    limits, max cost (US dollars), backoff base (seconds) and extra prices. The key is left
+    out of the repr: hook implementations and tracebacks with locals print it."""
+
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     max_concurrent: int = 4
     timeout: float = 900.0  # seconds for one whole attempt, connect to last byte
     retries: int = 4

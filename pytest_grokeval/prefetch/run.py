@@ -15,6 +15,7 @@ from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.catalog import CatalogError
 from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats, default_client
 from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.hookspecs import client_from_hook
 from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.options import Settings
 from pytest_grokeval.prefetch.batching import batch_engine, cancel_batches
@@ -195,7 +196,7 @@ class GrokRun:
 
     def _client(self, settings: EngineSettings) -> openai.AsyncOpenAI:
         """The client from a pytest_grokeval_make_client implementation, else the default."""
-        made = None if self._make_client is None else self._make_client(settings=settings)
+        made = None if self._make_client is None else client_from_hook(self._make_client, settings)
         return made if made is not None else default_client(settings)
 
     def _engine_settings(self) -> EngineSettings:

@@ -11,6 +11,7 @@ from pytest_grokeval.collect import marker
 from pytest_grokeval.collect.items import GrokItem, statically_skipped
 from pytest_grokeval.data import FetchError
 from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.hookspecs import ClientHookError
 from pytest_grokeval.prefetch.run import BudgetExceeded, CatalogError, GrokRun, Job
 from pytest_grokeval.report.terminal import Progress
 from pytest_grokeval.state import RUN_KEY
@@ -62,6 +63,6 @@ def jobs_for(session: pytest.Session, run: GrokRun) -> list[Job]:
 def _fetch(run: GrokRun, jobs: Sequence[Job], progress: Progress | None) -> str | None:
     try:
         run.prefetch(jobs, progress)
-    except (FatalAPIError, BudgetExceeded, CatalogError) as exc:
+    except (FatalAPIError, BudgetExceeded, CatalogError, ClientHookError) as exc:
         run.fatal = run.redact(f"grokeval: {exc}")
     return run.fatal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -299,3 +300,28 @@ def test_the_json_writer_writes_non_finite_figures_as_null() -> None:
     written = strict_json(dumps(document))
 
     assert written == {"cost_usd": None, "samples": [{"latency_ms": None}, 2.5]}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_recordings_file_that_is_no_regular_file_fails_only_its_suite(
+    project: Project, kind: str
+) -> None:
+    project.suite("bad/test_a.yaml", SUITE_A)
+    project.suite("test_b.yaml", SUITE_B)
+    recordings = project.path / "bad" / "__recordings__" / "test_a.json"
+    recordings.parent.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(recordings)  # nobody writes: reading it would block the run for ever
+    elif kind == "device":
+        recordings.symlink_to("/dev/zero")  # reading it would never end
+    else:
+        recordings.mkdir()
+
+    # In a subprocess with a deadline: broken, this hangs or fills memory.
+    result = project.run_subprocess(timeout=60)
+
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines([
+        "unreadable recordings: bad/__recordings__/test_a.json: cannot read the recordings "
+        "file: not a regular file",
+    ])

@@ -325,3 +325,28 @@ def test_a_recordings_file_that_is_no_regular_file_fails_only_its_suite(
         "unreadable recordings: bad/__recordings__/test_a.json: cannot read the recordings "
         "file: not a regular file",
     ])
+
+
+def test_a_sample_recorded_twice_by_a_bad_merge_fails_that_suite_naming_the_second(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording = record_both(project)
+    document = json.loads(recording.read_text())
+    (entry,) = document["entries"]["first"]
+    other = {**entry, "response": {**entry["response"], "text": "the other side's answer"}}
+    document["entries"]["first"].append(other)
+    text = json.dumps(document, indent=2)
+    recording.write_text(text)
+
+    result = replay(project, monkeypatch)
+
+    result.assert_outcomes(passed=1, failed=2)
+    assert list(other) == ["fingerprint", "request", "response", "sample"]
+    needle = f'"fingerprint": "{entry["fingerprint"]}"'
+    second = text.index(needle, text.index(needle) + 1)
+    line = text[:second].count("\n")  # the line before: the second entry's opening brace
+    result.stdout.fnmatch_lines([
+        f"unreadable recordings: __recordings__/test_a.json:{line}: malformed recordings file: "
+        "'first' holds sample 0 twice; fix it by hand*",
+    ])
+    assert recording.read_text() == text

@@ -14,7 +14,14 @@ from typing import Any
 from filelock import FileLock
 
 from pytest_grokeval.data import ChatRequest, Completion, canonical_json
-from pytest_grokeval.jsonfile import JSONFileError, clean_text, dumps, load_json
+from pytest_grokeval.jsonfile import (
+    JSONFileError,
+    clean_text,
+    dumps,
+    load_json,
+    locate,
+    read_regular,
+)
 from pytest_grokeval.recordings.journal import (
     LOCK_NAME,
     Journal,
@@ -230,8 +237,15 @@ def _read(path: Path) -> tuple[dict[tuple[str, int], Entry], str]:
         raise RecordingError(str(exc)) from None
     entries: dict[tuple[str, int], Entry] = {}
     for item, samples in document["entries"].items():
-        for raw in samples:
+        for index, raw in enumerate(samples):
             sample = raw["sample"]
+            if (item, sample) in entries:
+                # A hand merge that kept both sides: which answer is meant cannot be guessed.
+                line = locate(read_regular(path).decode("utf-8"), ["entries", item, index])
+                raise RecordingError(
+                    f"{path}{f':{line}' if line else ''}: malformed {WHAT}: {item!r} holds "
+                    f"sample {sample} twice; {HINT}"
+                )
             entries[(item, sample)] = Entry(
                 item, sample, raw["fingerprint"], raw["request"], raw["response"]
             )

@@ -454,3 +454,19 @@ def test_attempts_and_unknown_usage_reach_the_summary_and_the_report_under_xdist
     assert summary["requests"]["attempts"] == 2
     assert summary["requests"]["no_usage"] == 1
     assert summary["tokens"]["unknown"] == 1
+
+
+def test_a_reply_the_transport_cannot_read_is_retried_counted_and_possibly_billed(
+    project: Project,
+) -> None:
+    project.server.add_fault(Reply(status=99))  # an invalid HTTP status line, every time
+    project.suite("test_one.yaml", ONE)
+
+    result = project.run("--grok-retries=1")
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*unreadable response: *",
+        "requests: 1 sent, 0 replayed, 0 deduplicated, 1 retried, 1 failed",
+        "attempts: 2, 2 of unknown cost (*",
+    ])

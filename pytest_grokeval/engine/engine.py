@@ -321,6 +321,13 @@ class Engine:
             self._ledger.lost(request)
             message = f"malformed response: {exc}"
             raise RetryableError(FetchError(message, kind="malformed")) from None
+        except Exception as exc:
+            # What else the transport raises on a reply it cannot read (an invalid status line,
+            # ...): the request went out, so it may have been billed, and it is retried as a
+            # malformed reply would be, counted, instead of escaping the engine's books.
+            self._ledger.lost(request)
+            message = f"unreadable response: {type(exc).__name__}: {exc}"
+            raise RetryableError(FetchError(message, kind="malformed")) from None
         finally:
             self.stats.in_flight -= 1
             # Answered or failed, the request has reached the server if it ever will.

@@ -694,12 +694,40 @@ def test_the_command_line_sets_limits_the_catalog_and_new_reply_fields() -> None
     assert empty[1]["x-ratelimit-limit-requests"] == "50"
 
 
-def test_the_command_line_refuses_an_unknown_fault_key() -> None:
-    command = [sys.executable, "-m", "pytest_grokeval.testing", "--fault", "every=2,colour=red"]
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "every=2,colour=red"], "'colour=red' is not key=value with a key among"),
+        (["--fault", "every=2"], "fault 'every=2' says when but not what to answer: add one of"),
+        (["--fault", ""], "fault '' says when but not what to answer"),
+        (["--fault", "every=1,trickle=-1"], "trickle: expected a finite number of at least 0"),
+        (["--fault", "every=-3,status=500"], "every: expected a whole number of at least 0"),
+        (["--port", "70000"], "--port: expected 0 (any free port) to 65535, got '70000'"),
+        (["--latency", "nan"], "--latency: expected a finite number of at least 0, got 'nan'"),
+        (["--batch-delay", "-1"], "--batch-delay: expected a finite number of at least 0"),
+        (["--host", "nosuchhost.invalid"], "error: cannot serve on nosuchhost.invalid:0: "),
+    ],
+)
+def test_the_command_line_refuses_what_it_cannot_serve_in_one_line(
+    args: list[str], message: str
+) -> None:
+    command = [sys.executable, "-m", "pytest_grokeval.testing", *args]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
 
     assert result.returncode == 2
-    assert "'colour=red' is not key=value with a key among: every, first" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_command_line_says_when_its_port_is_taken() -> None:
+    with FakeGrok() as taken:
+        port = taken.port
+        command = [sys.executable, "-m", "pytest_grokeval.testing", "--port", str(port)]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: cannot serve on 127.0.0.1:{port}: ")
+    assert "Traceback" not in result.stderr
 
 
 def test_extra_routes_are_served_next_to_the_api_across_restarts() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
@@ -43,6 +44,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected 0 (any free port) to 65535, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite number of at least 0, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_grokeval.testing",
@@ -50,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
         "'READY <url>'. Point --grok-base-url at that URL.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--port", type=_port, default=0)
+    parser.add_argument("--latency", type=_seconds, default=0.0, metavar="SECONDS")
     parser.add_argument("--answers", type=_load_answers, default={}, metavar="FILE.json")
     parser.add_argument(
         "--fault",
@@ -76,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--batch-delay",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="serve the Batch API (/v1/batches...): results ready within SECONDS of each add",
     )
@@ -104,9 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
-    with server:
+    try:
+        server.start()
+    except OSError as exc:  # the port is taken, the host does not resolve or is not ours
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    try:
         print(f"READY {server.url}", flush=True)
         done.wait()
+    finally:
+        server.stop()
     return 0
 
 

@@ -7,6 +7,7 @@ The command line writes rules as ``key=value,...`` specs (`parse_fault_spec`).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -83,14 +84,29 @@ def _flag(text: str) -> bool:
     raise ValueError(f"expected 1/0/true/false, got {text!r}")
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected a whole number of at least 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise ValueError(f"expected a finite number of at least 0, got {text!r}")
+    return value
+
+
 RULE_KEYS: dict[str, Callable[[str], Any]] = {
-    "every": int,
-    "first": int,
+    "every": _count,
+    "first": _count,
     "match": str,
-    "times": int,
+    "times": _count,
 }
-# Every scalar Reply field; headers, usage and tool_calls need the Python API.
-_PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "bool": _flag}
+# Every scalar Reply field; headers, usage and tool_calls need the Python API. No figure of a
+# reply is negative; a status is any integer (99 makes an invalid status line on purpose).
+_PARSERS: dict[str, Callable[[str], Any]] = {"int": _count, "float": _seconds, "bool": _flag}
 REPLY_KEYS: dict[str, Callable[[str], Any]] = {
     item.name: _PARSERS.get(str(item.type).split(" | ")[0], str)
     for item in fields(Reply)
@@ -122,6 +138,9 @@ def parse_fault_spec(spec: str) -> FaultRule:
             target[key] = table[key](value.strip())
         except ValueError as exc:
             raise FaultSpecError(f"fault {spec!r}: {key}: {exc}") from None
+    if not reply:
+        keys = ", ".join(REPLY_KEYS)
+        raise FaultSpecError(f"fault {spec!r} says when but not what to answer: add one of {keys}")
     try:
         return FaultRule(Reply(**reply), **rule)
     except ValueError as exc:

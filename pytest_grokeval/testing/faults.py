@@ -7,11 +7,12 @@ The command line writes rules as ``key=value,...`` specs (`parse_fault_spec`).
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
+
+from pytest_grokeval.optionvalues import count, delay
 
 from .replies import Reply
 
@@ -84,29 +85,15 @@ def _flag(text: str) -> bool:
     raise ValueError(f"expected 1/0/true/false, got {text!r}")
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"expected a whole number of at least 0, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < math.inf:
-        raise ValueError(f"expected a finite number of at least 0, got {text!r}")
-    return value
-
-
 RULE_KEYS: dict[str, Callable[[str], Any]] = {
-    "every": _count,
-    "first": _count,
+    "every": count,
+    "first": count,
     "match": str,
-    "times": _count,
+    "times": count,
 }
 # Every scalar Reply field; headers, usage and tool_calls need the Python API. No figure of a
 # reply is negative; a status is any integer (99 makes an invalid status line on purpose).
-_PARSERS: dict[str, Callable[[str], Any]] = {"int": _count, "float": _seconds, "bool": _flag}
+_PARSERS: dict[str, Callable[[str], Any]] = {"int": count, "float": delay, "bool": _flag}
 REPLY_KEYS: dict[str, Callable[[str], Any]] = {
     item.name: _PARSERS.get(str(item.type).split(" | ")[0], str)
     for item in fields(Reply)

@@ -55,7 +55,7 @@ def describe_response(c: Completion, limit: int = 600) -> str:
     """The response block that ends every failure: size, metadata, the text shortened, and
     the refusal and tool calls the API returned beside it."""
     facts = [f"model {c.model}"] if c.model else []
-    facts.append(f"{c.latency_ms:.0f} ms")
+    facts.append("latency unknown" if c.latency_ms is None else f"{c.latency_ms:.0f} ms")
     if c.usage is None:
         facts.append("tokens unknown (no usage reported)")
     else:

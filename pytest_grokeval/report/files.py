@@ -177,7 +177,8 @@ def item_entry(result: Mapping[str, Any], report: pytest.TestReport) -> dict[str
         "message": _message(report),
         "duration_s": round(report.duration, 6),
         "model": responses[0]["model"] if responses else None,
-        "latency_ms": max(r["latency_ms"] for r in responses) if responses else None,
+        # null when any response lacks it: the unknown one may be the slowest.
+        "latency_ms": _slowest(responses),
         # null when any response lacks the figure: a partial sum would read as the whole.
         "tokens": _tokens(responses) if _usages(responses).count(None) == 0 else None,
         "cost_usd": round(sum(costs), 8) if known else None,
@@ -205,6 +206,11 @@ def _message(report: pytest.TestReport) -> str | None:
         return str(longrepr[2]).removeprefix("Skipped: ")
     # Not report.longreprtext: under xdist it starts with a line naming the worker.
     return str(longrepr)
+
+
+def _slowest(responses: Sequence[Mapping[str, Any]]) -> float | None:
+    latencies = [r["latency_ms"] for r in responses]
+    return None if not latencies or None in latencies else max(latencies)
 
 
 def _usages(responses: Iterable[Mapping[str, Any]]) -> list[Usage | None]:
@@ -245,7 +251,7 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     responses = [s["response"] for s in samples if "response" in s]
     # Identical requests of several items are sent once, so they are counted once.
     distinct = list({s["fingerprint"]: s["response"] for s in samples if "response" in s}.values())
-    latencies = [r["latency_ms"] for r in distinct]
+    latencies = [r["latency_ms"] for r in distinct if r["latency_ms"] is not None]
     graders = [j["response"] for s in samples for j in s.get("judge", [])]
     billed = distinct + graders
     suites: dict[str, list[Mapping[str, Any]]] = {}
@@ -272,6 +278,8 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "p50": round(percentile(latencies, 50), 1) if latencies else None,
             "p95": round(percentile(latencies, 95), 1) if latencies else None,
             "max": max(latencies) if latencies else None,
+            # Percentiles of the known latencies; unknown counts the responses they leave out.
+            "unknown": len(distinct) - len(latencies),
         },
         "suites": [
             {

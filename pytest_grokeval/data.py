@@ -6,6 +6,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,6 +213,16 @@ class Completion:
         )
 
 
+
+
+def cost_sum(costs: Iterable[float]) -> float | None:
+    """The sum of known costs in US dollars, rounded to 8 decimals; None when it overflows.
+
+    A recording may hold any finite number (a hand edit, another tool): two near 1e308 sum to
+    inf, which no report can show as a figure, so such a sum is unknown.
+    """
+    total = sum(costs, 0.0)
+    return round(total, 8) if math.isfinite(total) else None
 
 
 _OPTIONAL_TRACE = ("reasoning_effort", "request_id", "system_fingerprint")

@@ -13,7 +13,7 @@ from _pytest._io import TerminalWriter
 from pytest_grokeval.checks.judge import JudgeError
 from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message, run_checks
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
-from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
+from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome, cost_sum
 from pytest_grokeval.messages import describe_response, no_text
 from pytest_grokeval.prefetch.jobs import Job, grader_name
 from pytest_grokeval.prefetch.sampling import Plan, rate_line
@@ -251,7 +251,8 @@ def _total_tokens(completions: list[Completion]) -> int | str:
 
 def _total_cost(completions: list[Completion]) -> float | str:
     costs = [c.cost_usd for c in completions if c.cost_usd is not None]
-    return round(sum(costs), 8) if len(costs) == len(completions) else "unknown"
+    total = cost_sum(costs) if len(costs) == len(completions) else None
+    return "unknown" if total is None else total
 
 
 @dataclass

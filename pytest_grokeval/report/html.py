@@ -10,6 +10,7 @@ from typing import Any
 
 from pytest_grokeval.data import Usage
 from pytest_grokeval.jsonfile import dumps
+from pytest_grokeval.messages import usd
 from pytest_grokeval.report.charts import charts, ms
 
 # Nothing may load from anywhere: a report opened from a CI artefact must not phone home.
@@ -317,4 +318,4 @@ def _unknown(count: int | None, what: str) -> str:
 
 def _usd(value: float) -> str:
     # Four decimals hide the cost of a single short prompt; six are noise above a cent.
-    return f"${value:.4f}" if value >= 0.01 else f"${value:.6f}"
+    return usd(value, 4) if value >= 0.01 else usd(value)

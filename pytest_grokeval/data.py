@@ -6,6 +6,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,7 +146,8 @@ class Completion:
     finish_reason: str | None
     model: str
     usage: Usage | None  # None: the API sent no valid usage, so the token counts are unknown
-    latency_ms: float
+    # None: unknown, only from a recording (hand edits, other tools); the API's are measured.
+    latency_ms: float | None
     cost_usd: float | None  # None: unknown (no usage, or a model without a known price)
     replayed: bool = False
     # What xAI asks evaluators to record: the endpoint, the reasoning effort sent (or the
@@ -163,14 +166,14 @@ class Completion:
         return self.text != ""
 
     def to_json(self) -> dict[str, Any]:
-        """The completion as recordings and reports hold it; latency in ms rounded to 0.1, cost in
-        US dollars or None."""
+        """The completion as recordings and reports hold it; latency in ms rounded to 0.1 or None,
+        cost in US dollars or None."""
         data: dict[str, Any] = {
             "text": self.text,
             "finish_reason": self.finish_reason,
             "model": self.model,
             "usage": None if self.usage is None else self.usage.to_json(),
-            "latency_ms": round(self.latency_ms, 1),
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
             "cost_usd": self.cost_usd,
             "api": self.api,
         }
@@ -197,7 +200,7 @@ class Completion:
             finish_reason=data.get("finish_reason"),
             model=str(data.get("model") or ""),
             usage=Usage.from_json(data.get("usage")),
-            latency_ms=float(data.get("latency_ms") or 0.0),
+            latency_ms=None if data.get("latency_ms") is None else float(data["latency_ms"]),
             cost_usd=None if data.get("cost_usd") is None else float(data["cost_usd"]),
             replayed=replayed,
             api=str(data.get("api") or "chat"),
@@ -210,6 +213,16 @@ class Completion:
         )
 
 
+
+
+def cost_sum(costs: Iterable[float]) -> float | None:
+    """The sum of known costs in US dollars, rounded to 8 decimals; None when it overflows.
+
+    A recording may hold any finite number (a hand edit, another tool): two near 1e308 sum to
+    inf, which no report can show as a figure, so such a sum is unknown.
+    """
+    total = sum(costs, 0.0)
+    return round(total, 8) if math.isfinite(total) else None
 
 
 _OPTIONAL_TRACE = ("reasoning_effort", "request_id", "system_fingerprint")

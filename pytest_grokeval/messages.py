@@ -13,6 +13,12 @@ def plural(n: int, word: str, plural_form: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural_form or word + 's'}"
 
 
+def usd(value: float, decimals: int = 6) -> str:
+    """``$0.001234``; a figure of a billion dollars or more in short form (``$1.7e+308``), so
+    that an absurd recorded cost does not print hundreds of digits."""
+    return f"${value:.{decimals}f}" if value < 1e9 else f"${value:.6g}"
+
+
 def shorten(text: str, limit: int = 600) -> str:
     """``repr(text)``, or for long text its quoted head and tail around a count of what was cut."""
     whole = repr(text)
@@ -55,7 +61,7 @@ def describe_response(c: Completion, limit: int = 600) -> str:
     """The response block that ends every failure: size, metadata, the text shortened, and
     the refusal and tool calls the API returned beside it."""
     facts = [f"model {c.model}"] if c.model else []
-    facts.append(f"{c.latency_ms:.0f} ms")
+    facts.append("latency unknown" if c.latency_ms is None else f"{c.latency_ms:.0f} ms")
     if c.usage is None:
         facts.append("tokens unknown (no usage reported)")
     else:
@@ -63,7 +69,7 @@ def describe_response(c: Completion, limit: int = 600) -> str:
         if c.usage.reasoning_tokens:
             tokens += f" ({c.usage.reasoning_tokens} reasoning)"
         facts.append(tokens)
-    facts.append("cost unknown" if c.cost_usd is None else f"${c.cost_usd:.6f}")
+    facts.append("cost unknown" if c.cost_usd is None else usd(c.cost_usd))
     if c.finish_reason != "stop":
         facts.append(f"finish_reason {c.finish_reason!r}")
     facts.append("replayed" if c.replayed else "live")

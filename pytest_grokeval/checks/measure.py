@@ -135,6 +135,8 @@ def _count_lines(response: Completion) -> int:
 
 
 def _latency(response: Completion) -> float:
+    if response.latency_ms is None:
+        raise Undecided("the latency is unknown: the recording holds none")
     return response.latency_ms
 
 

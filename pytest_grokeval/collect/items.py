@@ -13,7 +13,7 @@ from _pytest._io import TerminalWriter
 from pytest_grokeval.checks.judge import JudgeError
 from pytest_grokeval.checks.registry import CHECKS, CheckResult, failure_message, run_checks
 from pytest_grokeval.collect.suite import CaseItemSpec, MarkSpec, SuiteError, load_suite
-from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
+from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome, cost_sum
 from pytest_grokeval.messages import describe_response, no_text
 from pytest_grokeval.prefetch.jobs import Job, grader_name
 from pytest_grokeval.prefetch.sampling import Plan, rate_line
@@ -192,7 +192,7 @@ class GrokItem(pytest.Item):
         first = completions[0]
         properties: list[tuple[str, object]] = [
             ("grok_model", first.model),
-            ("grok_latency_ms", round(max(c.latency_ms for c in completions), 1)),
+            ("grok_latency_ms", _slowest(completions)),
             ("grok_tokens", _total_tokens(completions)),
             ("grok_cost_usd", _total_cost(completions)),
             ("grok_replayed", all(c.replayed for c in completions)),
@@ -237,6 +237,12 @@ class FailureRepr(TerminalRepr):
             tw.line(line)
 
 
+def _slowest(completions: list[Completion]) -> float | str:
+    # The unknown one may be the slowest: a max over the others would understate it.
+    latencies = [c.latency_ms for c in completions if c.latency_ms is not None]
+    return round(max(latencies), 1) if len(latencies) == len(completions) else "unknown"
+
+
 def _total_tokens(completions: list[Completion]) -> int | str:
     usages = [c.usage for c in completions]
     known = [u.total_tokens for u in usages if u is not None]
@@ -245,7 +251,8 @@ def _total_tokens(completions: list[Completion]) -> int | str:
 
 def _total_cost(completions: list[Completion]) -> float | str:
     costs = [c.cost_usd for c in completions if c.cost_usd is not None]
-    return round(sum(costs), 8) if len(costs) == len(completions) else "unknown"
+    total = cost_sum(costs) if len(costs) == len(completions) else None
+    return "unknown" if total is None else total
 
 
 @dataclass

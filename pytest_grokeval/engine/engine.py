@@ -172,7 +172,8 @@ class Engine:
             self.stats.failed += 1
         else:
             self._ledger.received(request, outcome)
-            self.stats.latencies_ms.append(outcome.latency_ms)
+            if outcome.latency_ms is not None:  # always measured here; None types recordings'
+                self.stats.latencies_ms.append(outcome.latency_ms)
         if self._on_result is not None:
             self._on_result(request, outcome)
         self._emit()

@@ -12,9 +12,14 @@ def charts(summary: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> st
     latencies = [
         s["response"]["latency_ms"] for i in items for s in i["samples"] if "response" in s
     ]
+    known = [value for value in latencies if value is not None]
+    # Unknown latencies have no bar; the caption says how many the chart leaves out.
+    missing = len(latencies) - len(known)
+    unknown = f", {missing} of unknown latency" if missing else ""
     return (
         '<section class="charts">'
-        f"<figure><figcaption>Latency per response</figcaption>{_histogram(latencies)}</figure>"
+        f"<figure><figcaption>Latency per response{unknown}</figcaption>"
+        f"{_histogram(known)}</figure>"
         f"<figure><figcaption>Pass rate per suite</figcaption>{_suite_bars(summary)}</figure>"
         "</section>"
     )

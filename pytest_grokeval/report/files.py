@@ -13,7 +13,7 @@ import pytest
 from pytest_grokeval import __version__, xdist
 from pytest_grokeval.collect import marker
 from pytest_grokeval.collect.items import GrokItem
-from pytest_grokeval.data import Usage
+from pytest_grokeval.data import Usage, cost_sum
 from pytest_grokeval.jsonfile import clean_text, dumps
 from pytest_grokeval.recordings.store import write_atomic
 from pytest_grokeval.report.baseline import compare, summary_lines
@@ -177,10 +177,11 @@ def item_entry(result: Mapping[str, Any], report: pytest.TestReport) -> dict[str
         "message": _message(report),
         "duration_s": round(report.duration, 6),
         "model": responses[0]["model"] if responses else None,
-        "latency_ms": max(r["latency_ms"] for r in responses) if responses else None,
+        # null when any response lacks it: the unknown one may be the slowest.
+        "latency_ms": _slowest(responses),
         # null when any response lacks the figure: a partial sum would read as the whole.
         "tokens": _tokens(responses) if _usages(responses).count(None) == 0 else None,
-        "cost_usd": round(sum(costs), 8) if known else None,
+        "cost_usd": cost_sum(costs) if known else None,
         "replayed": all(r["replayed"] for r in responses) if responses else None,
         "samples_passed": sum(1 for s in samples if s.get("passed")),
     }
@@ -205,6 +206,11 @@ def _message(report: pytest.TestReport) -> str | None:
         return str(longrepr[2]).removeprefix("Skipped: ")
     # Not report.longreprtext: under xdist it starts with a line naming the worker.
     return str(longrepr)
+
+
+def _slowest(responses: Sequence[Mapping[str, Any]]) -> float | None:
+    latencies = [r["latency_ms"] for r in responses]
+    return None if not latencies or None in latencies else max(latencies)
 
 
 def _usages(responses: Iterable[Mapping[str, Any]]) -> list[Usage | None]:
@@ -245,7 +251,7 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     responses = [s["response"] for s in samples if "response" in s]
     # Identical requests of several items are sent once, so they are counted once.
     distinct = list({s["fingerprint"]: s["response"] for s in samples if "response" in s}.values())
-    latencies = [r["latency_ms"] for r in distinct]
+    latencies = [r["latency_ms"] for r in distinct if r["latency_ms"] is not None]
     graders = [j["response"] for s in samples for j in s.get("judge", [])]
     billed = distinct + graders
     suites: dict[str, list[Mapping[str, Any]]] = {}
@@ -262,16 +268,14 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         # Grader replies of judge checks included; "judge" shows them apart.
         "tokens": _tokens(billed),
         # The sum of known costs; cost_unknown counts the responses it leaves out.
-        "cost_usd": _cost(billed),
-        "cost_unknown": sum(1 for r in billed if r["cost_usd"] is None),
-        "judge": {
-            "responses": len(graders), "tokens": _tokens(graders), "cost_usd": _cost(graders),
-            "cost_unknown": sum(1 for r in graders if r["cost_usd"] is None),
-        },
+        **_cost(billed),
+        "judge": {"responses": len(graders), "tokens": _tokens(graders), **_cost(graders)},
         "latency_ms": {
             "p50": round(percentile(latencies, 50), 1) if latencies else None,
             "p95": round(percentile(latencies, 95), 1) if latencies else None,
             "max": max(latencies) if latencies else None,
+            # Percentiles of the known latencies; unknown counts the responses they leave out.
+            "unknown": len(distinct) - len(latencies),
         },
         "suites": [
             {
@@ -285,8 +289,13 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _cost(responses: Iterable[Mapping[str, Any]]) -> float:
-    return round(sum(r["cost_usd"] or 0.0 for r in responses), 8)
+def _cost(responses: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """cost_usd, the sum of known costs, and cost_unknown, how many responses it leaves out."""
+    known = [r["cost_usd"] for r in responses if r["cost_usd"] is not None]
+    total = cost_sum(known)
+    if total is None:  # an overflowing sum: none of its figures can be told apart as known
+        return {"cost_usd": 0.0, "cost_unknown": len(responses)}
+    return {"cost_usd": total, "cost_unknown": len(responses) - len(known)}
 
 
 def requests_summary(stats: Mapping[str, Any] | None) -> dict[str, Any] | None:

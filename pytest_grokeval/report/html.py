@@ -10,6 +10,7 @@ from typing import Any
 
 from pytest_grokeval.data import Usage
 from pytest_grokeval.jsonfile import dumps
+from pytest_grokeval.messages import usd
 from pytest_grokeval.report.charts import charts, ms
 
 # Nothing may load from anywhere: a report opened from a CI artefact must not phone home.
@@ -89,8 +90,10 @@ def _cards(summary: Mapping[str, Any]) -> str:
         ("tokens", _known(tokens["total"], tokens.get("unknown"), "{:,}".format),
          f"{tokens['prompt']:,} in, {tokens['output']:,} out"
          + _unknown(tokens.get("unknown"), "without usage"), ""),
-        ("latency p50", ms(latency["p50"]),
-         f"p95 {ms(latency['p95'])}, max {ms(latency['max'])}", ""),
+        ("latency p50", "unknown" if latency["p50"] is None and latency.get("unknown")
+         else ms(latency["p50"]),
+         f"p95 {ms(latency['p95'])}, max {ms(latency['max'])}"
+         + _unknown(latency.get("unknown"), "of unknown latency"), ""),
     ]
     return '<section class="cards">' + "".join(
         f'<div class="card {tone}"><span class="label">{label}</span>'
@@ -184,7 +187,7 @@ def _case(
     samples = item["samples"]
     counted = f'{item["samples_passed"]}/{len(samples)}' if samples else "-"
     tokens = item["tokens"]["total"] if item["tokens"] is not None else None
-    cost = item["cost_usd"]
+    cost, latency = item["cost_usd"], item["latency_ms"]
     source = {True: "replayed", False: "live", None: "-"}[item["replayed"]]
     answered = item["replayed"] is not None  # some sample got a response
     cells = [
@@ -193,7 +196,7 @@ def _case(
         f'<span class="where">{escape(item["suite"])}:{item["line"]}</span>{_headline(item)}',
         escape(item["model"] or "-"),
         counted,
-        ms(item["latency_ms"]),
+        "-" if not answered else "unknown" if latency is None else ms(latency),
         "-" if not answered else "unknown" if tokens is None else f"{tokens:,}",
         "-" if not answered else "unknown" if cost is None else _usd(cost),
         source,
@@ -264,7 +267,8 @@ def _sample(sample: Mapping[str, Any], count: int, previous: Mapping[int, str]) 
     usage = Usage.from_json(r["usage"])
     counted = "tokens unknown" if usage is None else (
         f"{usage.prompt_tokens:,} in + {usage.output_tokens:,} out tokens")
-    facts = [escape(r["model"]), ms(r["latency_ms"]), counted]
+    latency = "latency unknown" if r["latency_ms"] is None else ms(r["latency_ms"])
+    facts = [escape(r["model"]), latency, counted]
     facts.append("cost unknown" if r["cost_usd"] is None else _usd(r["cost_usd"]))
     facts += [f"finish {escape(str(r['finish_reason']))}", "replayed" if r["replayed"] else "live"]
     old = previous.get(sample["sample"])
@@ -314,4 +318,4 @@ def _unknown(count: int | None, what: str) -> str:
 
 def _usd(value: float) -> str:
     # Four decimals hide the cost of a single short prompt; six are noise above a cent.
-    return f"${value:.4f}" if value >= 0.01 else f"${value:.6f}"
+    return usd(value, 4) if value >= 0.01 else usd(value)

@@ -130,7 +130,16 @@ REPORT_SCHEMA: dict[str, Any] = {
                     cost_unknown={**_INT, "description": "grader replies of unknown cost"},
                 ),
                 "requests": {"$ref": "#/$defs/requests"},
-                "latency_ms": _record(**dict.fromkeys(("p50", "p95", "max"), _NUMBER_OR_NULL)),
+                "latency_ms": {
+                    "type": "object",
+                    "required": ["p50", "p95", "max"],
+                    "properties": {
+                        **dict.fromkeys(("p50", "p95", "max"), _NUMBER_OR_NULL),
+                        "unknown": {
+                            **_INT, "description": "responses of unknown latency, left out",
+                        },
+                    },
+                },
                 "suites": {
                     "type": "array",
                     "items": {
@@ -167,7 +176,10 @@ REPORT_SCHEMA: dict[str, Any] = {
                 },
                 "duration_s": {"type": "number", "minimum": 0},
                 "model": {**_STRING_OR_NULL, "description": "the model that answered first"},
-                "latency_ms": {**_NUMBER_OR_NULL, "description": "the slowest sample"},
+                "latency_ms": {
+                    **_NUMBER_OR_NULL,
+                    "description": "the slowest sample; null when a response's is unknown",
+                },
                 "tokens": {
                     "oneOf": [{"type": "null"}, {"$ref": "#/$defs/tokens"}],
                     "description": "null when a response reported no usage",
@@ -225,7 +237,10 @@ REPORT_SCHEMA: dict[str, Any] = {
                         "cached_tokens": _INT,
                     },
                 },
-                "latency_ms": {"type": "number", "minimum": 0},
+                "latency_ms": {
+                    **_NUMBER_OR_NULL,
+                    "description": "null when unknown: a recording without it",
+                },
                 "cost_usd": _NUMBER_OR_NULL,
                 "replayed": {"type": "boolean"},
                 "refusal": {"type": "string", "description": "the API's refusal, when given"},

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from pytest_grokeval.data import Completion, FetchError, Outcome
 from pytest_grokeval.engine.engine import EngineStats
@@ -160,6 +159,8 @@ def fetch_once(
     ``controller`` is the controller's pid: the fetching worker stops as on Ctrl-C once it
     is no longer this process's parent (killed, so it cannot tell anyone).
     """
+    from filelock import FileLock  # only under xdist (see recordings.store.locked)
+
     # Ctrl-C still stops a waiting worker: FileLock polls, sleeping between attempts.
     with FileLock(directory / LOCK):
         published = directory / OUTCOMES

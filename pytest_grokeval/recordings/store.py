@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from pytest_grokeval.data import ChatRequest, Completion, canonical_json
 from pytest_grokeval.jsonfile import (
     JSONFileError,
@@ -312,6 +310,9 @@ def locked(directory: Path) -> Iterator[None]:
     Also the moment to delete temporary files that an interrupted save left: while the lock
     is held, no save is in progress.
     """
+    # Imported here: a replay never locks, and filelock's import is 15 ms and a megabyte.
+    from filelock import FileLock
+
     with FileLock(directory / LOCK_NAME):
         for path in stale_temporary_files(directory):
             with contextlib.suppress(OSError):

@@ -277,7 +277,7 @@ def test_a_second_run_replays_a_live_runs_journal_but_leaves_it_for_the_answers_
     assert journal_lines(folder) == 0  # the writer is dead now: merged and deleted
 
 
-def journal_of_three(project: Project, middle: bytes) -> Path:
+def journal_of_three(project: Project, middle: bytes, pid: int = 12345) -> Path:
     """Recordings of case-0..2 moved into a killed run's journal, with `middle` as line 2."""
     project.suite("test_one.yaml", numbered(3))
     project.run().assert_outcomes(passed=3)
@@ -285,7 +285,7 @@ def journal_of_three(project: Project, middle: bytes) -> Path:
     entries = json.loads(recording.read_text())["entries"]
     recording.write_text(json.dumps({"version": 1, "entries": {}}))
     lines = [json.dumps({"item": f"case-{i}", **entries[f"case-{i}"][0]}).encode() for i in (0, 2)]
-    journal = recording.parent / ".test_one.json.12345.journal"
+    journal = recording.parent / f".test_one.json.{pid}.journal"
     journal.write_bytes(lines[0] + b"\n" + middle + b"\n" + lines[1] + b"\n")
     return journal
 
@@ -359,4 +359,17 @@ def test_a_journal_written_as_one_pretty_printed_array_is_named_once_and_kept(
         "WARNING __recordings__/.test_one.json.12345.journal:1: damaged journal line skipped: "
         "Expecting value (column 2) (and * more damaged lines); *"
     ])
+    assert journal.exists()
+
+
+def test_a_damaged_journal_of_a_dead_run_whose_pid_this_run_has_is_kept_too(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytester runs in this process: the journal has the name this run's own would have.
+    journal = journal_of_three(project, b"garbage{{", pid=os.getpid())
+
+    replay = replay_without_key(project, monkeypatch)
+
+    assert passed(replay) == {"case-0", "case-2"}
+    assert "damaged journal line skipped" in replay.stdout.str()
     assert journal.exists()

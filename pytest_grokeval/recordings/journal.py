@@ -167,6 +167,7 @@ class Journal:
         self.path = recordings.parent / f".{short_name(recordings.name)}.{os.getpid()}{SUFFIX}"
         self._redact = redact
         self._fd: int | None = None
+        self._opened = False
         self.problem: str | None = None
 
     def append(self, line: dict[str, Any]) -> None:
@@ -180,6 +181,7 @@ class Journal:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 ensure_gitignore(self.path.parent)
                 self._fd = self._open()
+                self._opened = True
             os.write(self._fd, data)
         except OSError as exc:
             self.problem = f"cannot write {self.path}: {exc.strerror or exc}"
@@ -224,7 +226,12 @@ class Journal:
             self._fd = None
 
     def discard(self) -> None:
-        """Once its lines are in the recordings file: close and delete it."""
+        """Once its lines are in the recordings file: close and delete it.
+
+        A file of the same name this process never wrote (a dead process had its pid) is left
+        to the merge, which keeps it if a line of it is damaged.
+        """
         self.close()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        if self._opened:
+            with contextlib.suppress(OSError):
+                self.path.unlink()

@@ -7,8 +7,11 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Project, poll
@@ -242,3 +245,131 @@ def test_a_signal_to_the_xdist_controller_stops_the_fetching_worker_and_keeps_it
     }
     recorded = json.loads(project.recording("test_many.yaml").read_text())["entries"]
     assert received == set(recorded)
+
+
+def test_a_second_run_replays_a_live_runs_journal_but_leaves_it_for_the_answers_still_coming(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.suite("test_many.yaml", numbered(6))
+    folder = project.recording("test_many.yaml").parent
+    second_run_done = threading.Event()
+
+    def hold_the_fourth_until_the_second_run_is_done(request: FakeRequest) -> Reply | None:
+        if request.index == 3:
+            # Blocks the fake server's loop; run 1 sends one request at a time, run 2 none.
+            second_run_done.wait(60)
+        return Reply(hang=True) if request.index == 5 else None
+
+    project.server.responder = hold_the_fourth_until_the_second_run_is_done
+
+    with project.spawn("--grok-max-concurrent=1") as process:
+        poll(lambda: folder.exists() and journal_lines(folder) == 3, "3 journaled responses")
+        second = replay_without_key(project, monkeypatch)
+        second_run_done.set()
+        # The sixth request goes out once the fifth response is journaled; it never returns.
+        poll(lambda: project.server.request_count == 6, "the sixth request")
+        process.kill()
+        process.communicate(timeout=60)
+
+    assert passed(second) == {"case-0", "case-1", "case-2"}
+    replay = project.run("--grok-record=none", "-v")
+    assert passed(replay) == {f"case-{i}" for i in range(5)}
+    assert journal_lines(folder) == 0  # the writer is dead now: merged and deleted
+
+
+def journal_of_three(project: Project, middle: bytes, pid: int = 12345) -> Path:
+    """Recordings of case-0..2 moved into a killed run's journal, with `middle` as line 2."""
+    project.suite("test_one.yaml", numbered(3))
+    project.run().assert_outcomes(passed=3)
+    recording = project.recording("test_one.yaml")
+    entries = json.loads(recording.read_text())["entries"]
+    recording.write_text(json.dumps({"version": 1, "entries": {}}))
+    lines = [json.dumps({"item": f"case-{i}", **entries[f"case-{i}"][0]}).encode() for i in (0, 2)]
+    journal = recording.parent / f".test_one.json.{pid}.journal"
+    journal.write_bytes(lines[0] + b"\n" + middle + b"\n" + lines[1] + b"\n")
+    return journal
+
+
+def entry_line(change: Callable[[dict[str, Any]], object]) -> bytes:
+    """A journal line of case-1 as the fake server answers it, changed by `change`."""
+    line: dict[str, Any] = {
+        "item": "case-1", "sample": 0, "fingerprint": "f" * 64,
+        "request": {"model": "grok-4", "messages": [], "params": {}},
+        "response": {"text": "You said: prompt 1", "model": "grok-4", "cost_usd": 0.001},
+    }
+    change(line)
+    return json.dumps(line).encode()
+
+
+DAMAGED = {
+    "not JSON": (b"garbage{{", "Expecting value (column 1)"),
+    "an array": (b"[1,2]", "at the top level, [1, 2] is not of type 'object'"),
+    "null": (b"null", "at the top level, null is not of type 'object'"),
+    "text 7": (
+        entry_line(lambda e: e["response"].update(text=7)),
+        "at $.response.text, 7 is not of type 'string'",
+    ),
+    "sample true": (
+        entry_line(lambda e: e.update(sample=True)), "at $.sample, true is not of type 'integer'"
+    ),
+    "NaN cost": (
+        entry_line(lambda e: e["response"].update(cost_usd=float("nan"))),
+        "NaN is not a JSON number",
+    ),
+    "Latin-1": ("prompt \xe9t\xe9".encode("latin-1"), "not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("name", list(DAMAGED))
+def test_a_damaged_journal_line_is_named_in_a_warning_and_the_journal_is_kept(
+    project: Project, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    middle, what = DAMAGED[name]
+    journal = journal_of_three(project, middle)
+    before = journal.read_bytes()
+
+    replay = replay_without_key(project, monkeypatch)
+
+    assert passed(replay) == {"case-0", "case-2"}  # the valid lines are used
+    assert (
+        f"WARNING __recordings__/.test_one.json.12345.journal:2: damaged journal line skipped: "
+        f"{what}; its other lines were used, and the journal is kept: "
+    ) in replay.stdout.str()
+    assert journal.read_bytes() == before
+    recorded = json.loads(project.recording("test_one.yaml").read_text())["entries"]
+    assert set(recorded) == {"case-0", "case-2"}
+
+
+def test_a_journal_written_as_one_pretty_printed_array_is_named_once_and_kept(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.suite("test_one.yaml", numbered(2))
+    project.run().assert_outcomes(passed=2)
+    recording = project.recording("test_one.yaml")
+    entries = json.loads(recording.read_text())["entries"]
+    recording.write_text(json.dumps({"version": 1, "entries": {}}))
+    journal = recording.parent / ".test_one.json.12345.journal"
+    lines = [{"item": f"case-{i}", **entries[f"case-{i}"][0]} for i in range(2)]
+    journal.write_text(json.dumps(lines, indent=2) + "\n")
+
+    replay = replay_without_key(project, monkeypatch)
+
+    assert passed(replay) == set()
+    replay.stdout.fnmatch_lines([
+        "WARNING __recordings__/.test_one.json.12345.journal:1: damaged journal line skipped: "
+        "Expecting value (column 2) (and * more damaged lines); *"
+    ])
+    assert journal.exists()
+
+
+def test_a_damaged_journal_of_a_dead_run_whose_pid_this_run_has_is_kept_too(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytester runs in this process: the journal has the name this run's own would have.
+    journal = journal_of_three(project, b"garbage{{", pid=os.getpid())
+
+    replay = replay_without_key(project, monkeypatch)
+
+    assert passed(replay) == {"case-0", "case-2"}
+    assert "damaged journal line skipped" in replay.stdout.str()
+    assert journal.exists()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pytest_grokeval.data import ChatRequest, Completion, FetchError
+from pytest_grokeval.messages import plural
 from pytest_grokeval.options import Settings
 from pytest_grokeval.recordings.store import RecordingError, RecordingStore, recordings_path
 from pytest_grokeval.state import Collection, Counts
@@ -25,7 +26,8 @@ class Recordings:
         """The recordings of a suite file, loaded once; a broken file is kept as its error."""
         if suite not in self._stores:
             try:
-                self._stores[suite] = RecordingStore.load(suite, self.settings.redactor)
+                self._stores[suite] = store = RecordingStore.load(suite, self.settings.redactor)
+                self._warn_damaged(store)
             except RecordingError as exc:
                 # Named as the user sees it, relative to the rootdir.
                 where = str(recordings_path(suite))
@@ -33,6 +35,15 @@ class Recordings:
                     str(exc).replace(where, self.display(Path(where)), 1)
                 )
         return self._stores[suite]
+
+    def _warn_damaged(self, store: RecordingStore) -> None:
+        for journal, number, what, count in store.damaged:
+            more = f" (and {plural(count - 1, 'more damaged line')})" if count > 1 else ""
+            self.counts.warnings.append(
+                f"{self.display(journal)}:{number}: damaged journal line skipped: {what}{more}; "
+                f"its other lines were used, and the journal is kept: mend the line for the "
+                f"next run to merge it, or delete the file"
+            )
 
     def stores(self) -> dict[Path, RecordingStore]:
         """The stores that loaded, by suite file."""

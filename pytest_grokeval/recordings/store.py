@@ -26,6 +26,7 @@ from pytest_grokeval.recordings.journal import (
     ensure_gitignore,
     journals_of,
     read_journal,
+    remove_if_unchanged,
     short_name,
 )
 from pytest_grokeval.recordings.schema import FORMAT_VERSION, RECORDINGS_SCHEMA
@@ -98,8 +99,10 @@ class RecordingStore:
         self._redact = redact
         self._journal = Journal(path, redact)
         # Journals of earlier runs merged at load, with their size then: deleted after the
-        # next save unless they grew since (a run still going appends to its own).
+        # next save unless they grew since or their writer is alive (see remove_if_unchanged).
         self._merged: list[tuple[Path, int]] = []
+        # Journals with damaged lines, kept: (journal, first damaged line, what, how many).
+        self.damaged: list[tuple[Path, int, str, int]] = []
 
     @classmethod
     def load(cls, suite_path: Path, redact: Callable[[str], str] = str) -> RecordingStore:
@@ -123,7 +126,8 @@ class RecordingStore:
                 size = journal.stat().st_size
             except OSError:
                 continue
-            for line in read_journal(journal):
+            found = read_journal(journal)
+            for line in found.lines:
                 key = (line["item"], line["sample"])
                 entry = Entry(
                     line["item"], line["sample"], line["fingerprint"], line["request"],
@@ -131,7 +135,12 @@ class RecordingStore:
                 )
                 self._entries[key] = self._puts[key] = entry
                 self._by_fingerprint[entry.fingerprint] = entry
-            self._merged.append((journal, size))
+            if found.damaged:
+                # Kept, not deleted: the user may mend a line and recover a paid answer.
+                number, what = found.damaged[0]
+                self.damaged.append((journal, number, what, len(found.damaged)))
+            else:
+                self._merged.append((journal, size))
 
     @property
     def journal_problem(self) -> str | None:
@@ -207,9 +216,7 @@ class RecordingStore:
             self._drops.clear()
             self._journal.discard()
             for journal, size in self._merged:
-                with contextlib.suppress(OSError):
-                    if journal.stat().st_size == size:
-                        journal.unlink()
+                remove_if_unchanged(journal, size)
             self._merged.clear()
 
 

@@ -350,3 +350,13 @@ def test_a_sample_recorded_twice_by_a_bad_merge_fails_that_suite_naming_the_seco
         "'first' holds sample 0 twice; fix it by hand*",
     ])
     assert recording.read_text() == text
+
+
+def test_a_fifo_named_like_a_journal_does_not_block_the_run(project: Project) -> None:
+    recording = record_both(project)
+    os.mkfifo(recording.parent / f".{recording.name}.99999.journal")  # nobody writes to it
+
+    # In a subprocess with a deadline: broken, reading it blocks for ever.
+    result = project.run_subprocess("--grok-record=none", timeout=60)
+
+    result.assert_outcomes(passed=3)

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_grokeval.jsonfile import JSONFileError, clean_text, dumps, parse_json, validate
+from pytest_grokeval.jsonfile import (
+    JSONFileError,
+    clean_text,
+    dumps,
+    parse_json,
+    read_regular,
+    validate,
+)
 from pytest_grokeval.recordings.schema import JOURNAL_LINE_SCHEMA
 
 if sys.platform != "win32":
@@ -93,7 +100,7 @@ def read_journal(path: Path) -> JournalLines:
     """
     found = JournalLines()
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)  # a FIFO or a device named like a journal would block
     except OSError:
         return found
     *complete, last = raw.split(b"\n")

@@ -88,7 +88,8 @@ class Usage:
 
     def to_json(self) -> dict[str, int]:
         """Every count by its field name: prompt, completion, total, reasoning, cached tokens."""
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: it deep-copies, and this runs for every response recorded.
+        return {name: getattr(self, name) for name in _USAGE_FIELDS}
 
     @classmethod
     def from_json(cls, data: Any) -> Usage | None:

@@ -49,17 +49,27 @@ class Progress:
 
     def update(self, stats: EngineStats) -> None:
         """Show the engine's counters on the live line."""
-        self.show(self._line(stats))
+        # Called for every response: the line is only made when it will be shown.
+        if (reporter := self._due()) is not None:
+            self._draw(reporter, self._line(stats))
 
     def show(self, line: str) -> None:
         """Rewrite the live line with `line`, at most every PROGRESS_INTERVAL, on a terminal."""
+        if (reporter := self._due()) is not None:
+            self._draw(reporter, line)
+
+    def _due(self) -> pytest.TerminalReporter | None:
+        """The reporter when the live line is to be redrawn now, else None."""
         if self._reporter is None or not self._tty:
-            return
+            return None
         now = time.monotonic()
         if now - self._last < PROGRESS_INTERVAL:
-            return
+            return None
         self._last = now
-        self._reporter.rewrite(f"grokeval: {line}", erase=True, bold=True)
+        return self._reporter
+
+    def _draw(self, reporter: pytest.TerminalReporter, line: str) -> None:
+        reporter.rewrite(f"grokeval: {line}", erase=True, bold=True)
         self._shown = True
 
     def say(self, text: str) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import gc
 import random
+import subprocess
+import sys
 from typing import Any
 
 import openai
@@ -23,7 +24,6 @@ from pytest_grokeval.engine.budgets import (
 )
 from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, default_client
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
-from pytest_grokeval.engine.heap import YOUNG_THRESHOLD
 from pytest_grokeval.engine.pricing import PRICES, Price, cost_from_usage, estimate_cost, price_for
 from pytest_grokeval.engine.wire import parse_completion
 from pytest_grokeval.testing import FakeGrok, Reply
@@ -244,32 +244,56 @@ def test_the_wait_before_a_retry_never_exceeds_the_cap_however_many_retries_came
     assert min(waits[8:]) >= BACKOFF_CAP / 2
 
 
+# Run in a fresh interpreter: the collector's state is the process's, and a test process (an
+# xdist worker on Python 3.12, say) may hold frozen objects of its own, which the engine then
+# rightly leaves alone.
+_COLLECTOR_SCRIPT = """
+import asyncio, gc, sys
+from pytest_grokeval.data import ChatRequest
+from pytest_grokeval.engine.engine import Engine, EngineSettings
+from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.engine.heap import YOUNG_THRESHOLD
+
+url, key = sys.argv[1:3]
+thresholds = gc.get_threshold()
+seen = []
+
+def run(*prompts):
+    engine = Engine(
+        EngineSettings(base_url=url, api_key=key, retries=0),
+        on_result=lambda r, o: seen.append((gc.get_freeze_count(), gc.get_threshold()[0])),
+    )
+    requests = [
+        ChatRequest(model="grok-4.3", messages=({"role": "user", "content": p},)) for p in prompts
+    ]
+    asyncio.run(engine.run(requests))
+
+assert gc.get_freeze_count() == 0
+try:
+    run("refused")  # the way out of a stopped run restores it too
+except FatalAPIError:
+    pass
+else:
+    raise AssertionError("the 401 did not stop the run")
+assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds), "not restored after 401"
+run("one", "two")
+assert len(seen) == 2 and all(f > 0 and y == YOUNG_THRESHOLD for f, y in seen), seen
+assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds), "not restored"
+print("OK")
+"""
+
+
 def test_the_collector_skips_the_sessions_objects_while_the_engine_runs_and_only_then(
     grok: FakeGrok,
 ) -> None:
-    thresholds = gc.get_threshold()
-    seen: list[tuple[int, int]] = []
     grok.add_fault(Reply(status=401, error="Incorrect API key provided"), times=1)
-
-    def run(*prompts: str) -> None:
-        engine = Engine(
-            EngineSettings(base_url=grok.url, api_key=API_KEY, retries=0),
-            on_result=lambda r, o: seen.append((gc.get_freeze_count(), gc.get_threshold()[0])),
-        )
-        requests = [
-            ChatRequest(model="grok-4.3", messages=({"role": "user", "content": p},))
-            for p in prompts
-        ]
-        asyncio.run(engine.run(requests))
-
-    with pytest.raises(FatalAPIError):  # the way out of a stopped run restores it too
-        run("refused")
-    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds)
-    run("one", "two")
-    assert len(seen) == 2 and all(
-        frozen > 0 and young == YOUNG_THRESHOLD for frozen, young in seen
+    result = subprocess.run(
+        [sys.executable, "-c", _COLLECTOR_SCRIPT, grok.url, API_KEY],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds)
+    assert result.stdout.strip() == "OK", result.stderr
 
 
 # -- estimates and cost -------------------------------------------------------------------------

@@ -244,9 +244,9 @@ def test_the_wait_before_a_retry_never_exceeds_the_cap_however_many_retries_came
     assert min(waits[8:]) >= BACKOFF_CAP / 2
 
 
-# Run in a fresh interpreter: the collector's state is the process's, and a test process (an
-# xdist worker on Python 3.12, say) may hold frozen objects of its own, which the engine then
-# rightly leaves alone.
+# Run in a fresh interpreter: the collector's state is the process's. Python 3.12 starts with
+# a few hundred objects frozen; the engine then leaves the freeze alone and raises only the
+# threshold.
 _COLLECTOR_SCRIPT = """
 import asyncio, gc, sys
 from pytest_grokeval.data import ChatRequest
@@ -255,7 +255,7 @@ from pytest_grokeval.engine.errors import FatalAPIError
 from pytest_grokeval.engine.heap import YOUNG_THRESHOLD
 
 url, key = sys.argv[1:3]
-thresholds = gc.get_threshold()
+before = (gc.get_freeze_count(), gc.get_threshold())
 seen = []
 
 def run(*prompts):
@@ -268,17 +268,20 @@ def run(*prompts):
     ]
     asyncio.run(engine.run(requests))
 
-assert gc.get_freeze_count() == 0
 try:
     run("refused")  # the way out of a stopped run restores it too
 except FatalAPIError:
     pass
 else:
     raise AssertionError("the 401 did not stop the run")
-assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds), "not restored after 401"
+assert (gc.get_freeze_count(), gc.get_threshold()) == before, "not restored after the 401"
 run("one", "two")
-assert len(seen) == 2 and all(f > 0 and y == YOUNG_THRESHOLD for f, y in seen), seen
-assert (gc.get_freeze_count(), gc.get_threshold()) == (0, thresholds), "not restored"
+frozen_before = before[0]
+assert len(seen) == 2, seen
+for frozen, young in seen:
+    assert young == YOUNG_THRESHOLD, seen
+    assert frozen > 0 if frozen_before == 0 else frozen == frozen_before, seen
+assert (gc.get_freeze_count(), gc.get_threshold()) == before, "not restored"
 print("OK")
 """
 

@@ -310,6 +310,9 @@ class BatchEngine(Engine):
             if not results or not isinstance(token, str) or token == batch.token:
                 return got + (self._unanswered(batch) if finished else 0)
             batch.token = token
+            # Kept per page: a run stopped mid-read makes the next one read at most this page
+            # again, not every page since the last poll.
+            self._stored.save(self.batches.values())
 
     def _result(self, item: Any) -> int:
         """Resolve the fetch a result answers (unknown or already answered: ignored)."""

@@ -127,6 +127,12 @@ class Recordings:
                 found.append((suite, store, sorted(store.keys() - keys)))
         return found
 
+    def release(self) -> None:
+        """After the prefetch and save(): drop what the saved stores hold but their keys."""
+        for store in self.stores().values():
+            if not store.changed:  # a store that could not be saved keeps its changes
+                store.release()
+
     def save(self) -> None:
         """Write each suite's recordings; one that cannot be written is noted, not raised."""
         for suite, store in self.stores().items():

@@ -166,6 +166,7 @@ class GrokRun:
             if self.settings.record == "rewrite":
                 summary.pruned = self.recordings.prune(self.collection)
             self.recordings.save()
+            self.recordings.release()
 
     async def _run(
         self, engine: Engine, jobs: Sequence[Job], to_send: Sequence[ChatRequest]

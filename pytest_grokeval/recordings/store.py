@@ -103,6 +103,8 @@ class RecordingStore:
         self._merged: list[tuple[Path, int]] = []
         # Journals with damaged lines, kept: (journal, first damaged line, what, how many).
         self.damaged: list[tuple[Path, int, str, int]] = []
+        # Set by release(): the recorded keys, once the entries themselves are dropped.
+        self._released: set[tuple[str, int]] | None = None
 
     @classmethod
     def load(cls, suite_path: Path, redact: Callable[[str], str] = str) -> RecordingStore:
@@ -148,10 +150,25 @@ class RecordingStore:
         return self._journal.problem
 
     def keys(self) -> set[tuple[str, int]]:
-        return set(self._entries)
+        """The recorded (item name, sample) pairs."""
+        return set(self._entries) if self._released is None else set(self._released)
+
+    def release(self) -> None:
+        """Drop the recorded requests and responses; keys() still answers.
+
+        For after the prefetch, which asks for everything else: the parsed entries are most
+        of a replay's memory (bench/replay.py). Raises RuntimeError while changes are unsaved.
+        """
+        if self.changed:
+            raise RuntimeError(f"{self.path}: release() before save()")
+        self._released = set(self._entries)
+        self._entries = {}
+        self._by_fingerprint = {}
 
     def lookup(self, item: str, request: ChatRequest, slot: int) -> Completion | None:
         """The recorded completion at (item, slot), if the request is unchanged."""
+        if self._released is not None:
+            raise RuntimeError(f"{self.path}: lookup() after release()")
         entry = self._entries.get((item, slot))
         if entry is None or entry.fingerprint != request.fingerprint:
             # The same request recorded under another item name (a renamed case) still replays.

@@ -102,6 +102,10 @@ INI_ONLY = [
     ("grok_prices", "linelist", [],
      "prices for models the built-in table lacks, one per line: "
      "'MODEL: INPUT CACHED_INPUT OUTPUT' in USD per million tokens"),
+    # A string, not pytest's "bool": a bad value must be a usage error naming the key.
+    ("grok_gc_freeze", "string", None,
+     "keep the session's objects out of the garbage collector's passes from the prefetch to "
+     "the end of the session (gc.freeze); false turns it off (default true)"),
 ]
 
 
@@ -164,6 +168,7 @@ class Settings:
     batch_cancel: bool = False
     prices: Mapping[str, Price] = field(default_factory=dict)  # ini grok_prices
     api: str = "chat"
+    gc_freeze: bool = True  # ini grok_gc_freeze: engine/heap.py's freeze_for_session
 
     def __repr__(self) -> str:
         # The base URL may hold credentials (https://user:password@host/v1).
@@ -259,6 +264,7 @@ def resolve(config: pytest.Config) -> Settings:
         batch_cancel=batch_cancel,
         prices=parse.parse_prices(config.getini("grok_prices")),
         api=values["grok_api"],
+        gc_freeze=_ini(config, "grok_gc_freeze", parse.boolean) is not False,
     )
 
 

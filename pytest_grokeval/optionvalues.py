@@ -65,6 +65,18 @@ def delay(text: str) -> float:
     return value
 
 
+_TRUTH = {"true": True, "yes": True, "on": True, "1": True,
+          "false": False, "no": False, "off": False, "0": False}
+
+
+def boolean(text: str) -> bool:
+    """true/false, yes/no, on/off or 1/0, in any case, as pytest's own bool ini keys read."""
+    try:
+        return _TRUTH[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"must be true or false, got {text!r}") from None
+
+
 def _redact(url: str) -> str:
     # A base URL may carry credentials (https://user:secret@proxy/v1); they never reach output.
     # Up to the last '@': a password with an unescaped '/' or '#' is still hidden.

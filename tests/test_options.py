@@ -128,6 +128,7 @@ BAD_INI_VALUES = {
     "empty judge model": ("grok_judge_model", "", "must not be empty"),
     "empty key variable": ("grok_api_key_env", "", "must not be empty"),
     "empty model": ("grok_model", "", "must not be empty"),
+    "gc freeze word": ("grok_gc_freeze", "maybe", "must be true or false, got 'maybe'"),
 }
 
 

@@ -602,3 +602,50 @@ def test_the_example_suite_replays_offline(
     result.assert_outcomes(passed=25, skipped=1, xfailed=1)
     # 25 cases' samples (haiku has two each) and one judge reply, all from recordings.
     result.stdout.fnmatch_lines(["requests: 0 sent, 29 replayed*"])
+
+
+# Reads the collector's freeze count at start, during the last test and once pytest's cleanup
+# has run (a cleanup added at configure runs after the plugin's, added later: last in, first
+# out), and prints them when the session is over.
+GC_PROBE_CONFTEST = """
+import gc
+
+seen = {"start": gc.get_freeze_count()}
+
+def pytest_configure(config):
+    config.add_cleanup(lambda: print("GC", seen["start"], seen["during"], gc.get_freeze_count()))
+"""
+ONE_CASE_SUITE = "cases:\n  - id: one\n    prompt: hi\n    expect: {contains: hi}\n"
+GC_PROBE_TEST = """
+import gc
+from conftest import seen
+
+def test_zz_last():
+    seen["during"] = gc.get_freeze_count()
+"""
+
+
+@pytest.mark.parametrize(
+    "suite, args, frozen",
+    [
+        (ONE_CASE_SUITE, (), True),
+        (ONE_CASE_SUITE, ("-o", "grok_gc_freeze=false"), False),
+        (None, (), False),
+    ],
+    ids=["suite", "turned-off", "python-tests-only"],
+)
+def test_the_sessions_objects_stay_frozen_from_the_prefetch_to_the_cleanup_only_with_a_suite(
+    project: Project, suite: str | None, args: tuple[str, ...], frozen: bool
+) -> None:
+    if suite is not None:
+        project.suite("test_one.yaml", suite)
+    project.pytester.makeconftest(GC_PROBE_CONFTEST)
+    project.pytester.makepyfile(test_zz_probe=GC_PROBE_TEST)
+
+    result = project.run_subprocess(*args)
+
+    assert result.ret == 0, result.outlines
+    start, during, end = map(int, result.stdout.lines[-1].split()[1:])
+    # Python 3.12 starts with objects frozen: the plugin then leaves the collector alone.
+    assert during > start if frozen and start == 0 else during == start
+    assert end == start

@@ -11,6 +11,7 @@ from pytest_grokeval.collect import marker
 from pytest_grokeval.collect.items import GrokItem, statically_skipped
 from pytest_grokeval.data import FetchError
 from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.engine.heap import freeze_for_session
 from pytest_grokeval.hookspecs import ClientHookError
 from pytest_grokeval.prefetch.run import BudgetExceeded, CatalogError, GrokRun, Job
 from pytest_grokeval.report.terminal import Progress
@@ -29,6 +30,14 @@ def prefetch_session(session: pytest.Session) -> str | None:
     """Fetch for every selected item; the message of an error that stops the run, or None."""
     run = session.config.stash[RUN_KEY]
     jobs = jobs_for(session, run)
+    fatal = _prefetch(session, run, jobs)
+    if jobs and run.settings.gc_freeze:
+        # What exists now mostly lives until the session ends (heap.py says why and what for).
+        freeze_for_session(session.config.add_cleanup)
+    return fatal
+
+
+def _prefetch(session: pytest.Session, run: GrokRun, jobs: list[Job]) -> str | None:
     run.cache = session.config.cache if hasattr(session.config, "cache") else None
     directory = xdist.shared_dir(session.config)
     if directory is None:

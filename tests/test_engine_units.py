@@ -22,7 +22,13 @@ from pytest_grokeval.engine.budgets import (
     estimate_tokens,
     rpm_window,
 )
-from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, default_client
+from pytest_grokeval.engine.engine import (
+    BACKOFF_CAP,
+    Engine,
+    EngineSettings,
+    default_client,
+    wait_event,
+)
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
 from pytest_grokeval.engine.pricing import PRICES, Price, cost_from_usage, estimate_cost, price_for
 from pytest_grokeval.engine.wire import parse_completion
@@ -380,3 +386,22 @@ def test_the_effort_recorded_is_the_one_sent_else_the_one_reported_else_the_mode
     assert effort(reported, None) == "high"
     assert effort(silent, None) == "medium"
     assert parse_completion(silent, 1.0).reasoning_effort is None
+
+
+def test_a_cancellation_that_lands_as_the_wait_ends_is_not_swallowed() -> None:
+    # asyncio.wait_for on Python 3.11 returns here instead of raising: Ctrl-C or SIGTERM during
+    # a paced wait would be lost, and the task would go on to send.
+    async def scenario() -> str:
+        event = asyncio.Event()
+        waiter = asyncio.ensure_future(wait_event(event, 10))
+        await asyncio.sleep(0)  # one loop pass: the waiter is now waiting
+        event.set()
+        waiter.cancel()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "swallowed"
+
+    assert asyncio.run(scenario()) == "cancelled"
+    assert asyncio.run(wait_event(asyncio.Event(), 0.001)) is False

@@ -25,7 +25,13 @@ from pytest_grokeval.engine.batchrules import (
     read_result,
 )
 from pytest_grokeval.engine.batchstore import Batch, Cache, Stored, still_there, unanswered
-from pytest_grokeval.engine.engine import BACKOFF_CAP, Engine, EngineSettings, ResultCallback
+from pytest_grokeval.engine.engine import (
+    BACKOFF_CAP,
+    Engine,
+    EngineSettings,
+    ResultCallback,
+    wait_event,
+)
 from pytest_grokeval.engine.errors import FatalAPIError, ItemError, RetryableError, classify
 from pytest_grokeval.engine.pricing import TICKS_PER_USD
 
@@ -191,8 +197,7 @@ class BatchEngine(Engine):
             if self._wait is not None:
                 left = self._wait - (time.monotonic() - polling)
                 timeout = left if timeout is None else min(timeout, left)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_event(self._wake, timeout)
             self._wake.clear()
             if not got:
                 poll = min(poll * 1.5, POLL_MAX)
@@ -201,11 +206,8 @@ class BatchEngine(Engine):
         """Wait until the run's planned requests have all been asked for (or asking stops)."""
         while len(self._futures) < self.stats.total or not self._futures:
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), GATHER_IDLE)
-            except TimeoutError:
-                if self._futures:
-                    return
+            if not await wait_event(self._wake, GATHER_IDLE) and self._futures:
+                return
 
     async def _open(self, client: openai.AsyncOpenAI, role: str) -> Batch:
         """This run's batch for `role`: the one the cache names, else a new one."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -250,9 +249,7 @@ class Engine:
                 break
             # An answer can make room early (in the windows, fresh headers), so its signal also
             # ends the wait.
-            settled = self._settled
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(settled.wait(), wait if paced is not None else None)
+            await wait_event(self._settled, wait if paced is not None else None)
         # Checked by refusal() above with no await since: released when the attempt ends.
         self._ledger.reserve(request)
         return self._pacer.reserve(tokens, now)
@@ -372,3 +369,19 @@ def default_client(settings: EngineSettings) -> openai.AsyncOpenAI:
         max_retries=0,
         http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait until `event` is set (True) or `timeout` seconds have passed (False; None: never).
+
+    Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that lands in the same
+    loop pass as the event (it returns instead), so a task would go on sending after Ctrl-C
+    or SIGTERM. asyncio.timeout tells its own cancellation from anyone else's.
+    Raises CancelledError when the waiting task is cancelled.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -101,6 +101,26 @@ def test_a_make_client_hook_that_gives_no_usable_client_stops_the_run_saying_so(
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
+def test_a_make_client_hook_that_raises_stops_the_run_also_when_the_model_catalog_is_cached(
+    project: Project,
+) -> None:
+    project.suite("test_one.yaml", "cases:\n  - id: hello\n    prompt: Say hello\n")
+    project.run().assert_outcomes(passed=1)  # records, and caches the model catalog
+    sent = project.server.request_count
+    project.pytester.makeconftest(
+        "def pytest_grokeval_make_client(settings):\n    raise RuntimeError('proxy down')\n"
+    )
+
+    # No catalog GET makes the client first: the first request does.
+    result = project.run("--grok-record=all")
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.outlines
+    result.stdout.fnmatch_lines(
+        ["*Exit: grokeval: pytest_grokeval_make_client raised RuntimeError: proxy down*"]
+    )
+    assert project.server.request_count == sent
+
+
 def test_the_settings_a_make_client_hook_gets_hide_the_key(project: Project) -> None:
     project.pytester.makeconftest(
         "def pytest_grokeval_make_client(settings):\n    print('SETTINGS', repr(settings))\n"

@@ -367,6 +367,8 @@ def test_a_renamed_case_replays_from_the_entry_recorded_under_its_old_name(
     result.stdout.fnmatch_lines(
         ["*test_one.yaml::new-name PASSED*", "requests: 0 sent, 1 replayed*"]
     )
+    # The entry under the old name answered: deleting it as unused would fail the case.
+    result.stdout.no_fnmatch_line("*unused recording*")
 
 
 def test_the_api_key_appears_in_no_output_and_no_recording(project: Project) -> None:

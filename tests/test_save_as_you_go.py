@@ -129,12 +129,10 @@ def test_a_killed_saves_temporary_files_are_removed_and_git_add_stages_only_reco
 def test_a_journal_left_by_a_killed_run_is_replayed_and_merged(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project.suite("test_one.yaml", numbered(2))
-    project.run().assert_outcomes(passed=2)
-    recording = project.recording("test_one.yaml")
-    entries = json.loads(recording.read_text())["entries"]
-    line = {"item": "case-1", **entries["case-1"][0]}
-    recording.write_text(json.dumps({"version": 1, "entries": {"case-0": entries["case-0"]}}))
+    recording, lines = recorded_lines(project, 2)
+    line = lines[1]
+    entry = {key: value for key, value in lines[0].items() if key != "item"}
+    recording.write_text(json.dumps({"version": 1, "entries": {"case-0": [entry]}}))
     journal = recording.parent / ".test_one.json.12345.journal"
     # The killed run's last line was cut short: it is skipped, the rest is kept.
     journal.write_text(json.dumps(line) + "\n" + json.dumps(line)[:40])
@@ -279,15 +277,22 @@ def test_a_second_run_replays_a_live_runs_journal_but_leaves_it_for_the_answers_
 
 def journal_of_three(project: Project, middle: bytes, pid: int = 12345) -> Path:
     """Recordings of case-0..2 moved into a killed run's journal, with `middle` as line 2."""
-    project.suite("test_one.yaml", numbered(3))
-    project.run().assert_outcomes(passed=3)
+    recording, lines = recorded_lines(project, 3)
+    recording.write_text(json.dumps({"version": 1, "entries": {}}))
+    first, last = (json.dumps(lines[i]).encode() for i in (0, 2))
+    journal = recording.parent / f".test_one.json.{pid}.journal"
+    journal.write_bytes(first + b"\n" + middle + b"\n" + last + b"\n")
+    return journal
+
+
+def recorded_lines(project: Project, count: int) -> tuple[Path, list[dict[str, Any]]]:
+    """Record case-0..count-1 of test_one.yaml: its recordings file, and each entry as the
+    journal line that would carry it (the entry with its item's name)."""
+    project.suite("test_one.yaml", numbered(count))
+    project.run().assert_outcomes(passed=count)
     recording = project.recording("test_one.yaml")
     entries = json.loads(recording.read_text())["entries"]
-    recording.write_text(json.dumps({"version": 1, "entries": {}}))
-    lines = [json.dumps({"item": f"case-{i}", **entries[f"case-{i}"][0]}).encode() for i in (0, 2)]
-    journal = recording.parent / f".test_one.json.{pid}.journal"
-    journal.write_bytes(lines[0] + b"\n" + middle + b"\n" + lines[1] + b"\n")
-    return journal
+    return recording, [{"item": f"case-{i}", **entries[f"case-{i}"][0]} for i in range(count)]
 
 
 def entry_line(change: Callable[[dict[str, Any]], object]) -> bytes:
@@ -343,13 +348,9 @@ def test_a_damaged_journal_line_is_named_in_a_warning_and_the_journal_is_kept(
 def test_a_journal_written_as_one_pretty_printed_array_is_named_once_and_kept(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project.suite("test_one.yaml", numbered(2))
-    project.run().assert_outcomes(passed=2)
-    recording = project.recording("test_one.yaml")
-    entries = json.loads(recording.read_text())["entries"]
+    recording, lines = recorded_lines(project, 2)
     recording.write_text(json.dumps({"version": 1, "entries": {}}))
     journal = recording.parent / ".test_one.json.12345.journal"
-    lines = [{"item": f"case-{i}", **entries[f"case-{i}"][0]} for i in range(2)]
     journal.write_text(json.dumps(lines, indent=2) + "\n")
 
     replay = replay_without_key(project, monkeypatch)

@@ -124,7 +124,8 @@ class Recordings:
                 continue
             store = self.store(suite)
             if not isinstance(store, RecordingError):
-                found.append((suite, store, sorted(store.keys() - keys)))
+                # An entry that answered a renamed case is in use, whatever its name.
+                found.append((suite, store, sorted(store.keys() - keys - store.served)))
         return found
 
     def release(self) -> None:

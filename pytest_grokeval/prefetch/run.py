@@ -15,7 +15,7 @@ from pytest_grokeval.data import ChatRequest, Completion, FetchError, Outcome
 from pytest_grokeval.engine.catalog import CatalogError
 from pytest_grokeval.engine.engine import Engine, EngineSettings, EngineStats, default_client
 from pytest_grokeval.engine.errors import FatalAPIError
-from pytest_grokeval.hookspecs import client_from_hook
+from pytest_grokeval.hookspecs import ClientHookError, client_from_hook
 from pytest_grokeval.jsonfile import clean_text
 from pytest_grokeval.options import Settings
 from pytest_grokeval.prefetch.batching import batch_engine, cancel_batches
@@ -303,7 +303,9 @@ class GrokRun:
         self._waiting.setdefault(request.fingerprint, []).append(waiter)
         try:
             outcome = self._safe(await engine.fetch(request))
-        except FatalAPIError:
+        except (FatalAPIError, ClientHookError):
+            # The client is made at the first send when no catalog GET made it before (the
+            # catalog was cached): the hook's error still stops the run.
             raise
         except Exception as exc:
             # A reply no parser survives (nesting too deep for the SDK's JSON reader, ...)

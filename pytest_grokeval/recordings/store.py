@@ -105,6 +105,8 @@ class RecordingStore:
         self.damaged: list[tuple[Path, int, str, int]] = []
         # Set by release(): the recorded keys, once the entries themselves are dropped.
         self._released: set[tuple[str, int]] | None = None
+        # Entries that answered a lookup under another item's name (a renamed case): in use.
+        self.served: set[tuple[str, int]] = set()
 
     @classmethod
     def load(cls, suite_path: Path, redact: Callable[[str], str] = str) -> RecordingStore:
@@ -173,6 +175,8 @@ class RecordingStore:
         if entry is None or entry.fingerprint != request.fingerprint:
             # The same request recorded under another item name (a renamed case) still replays.
             entry = self._by_fingerprint.get(request.fingerprint)
+            if entry is not None:
+                self.served.add((entry.item, entry.sample))
         if entry is None:
             return None
         return Completion.from_json(entry.response, replayed=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import urllib.error
@@ -45,7 +46,7 @@ class BatchProject(Project):
     @property
     def batch_cache(self) -> Path:
         """Where pytest's cache keeps the run's batch records."""
-        return self.path / ".pytest_cache" / "v" / "grokeval" / "batch"
+        return self.path / ".pytest_cache" / "d" / "grokeval" / "batches.json"
 
     def leave_two_pending(self) -> pytest.RunResult:
         """A batch run of 3 cases that the batch answers only one of within its 1 s wait."""
@@ -424,6 +425,24 @@ CORRUPTIONS = {
 }
 
 
+def test_the_batch_ids_are_replaced_in_one_step_never_rewritten_in_place(
+    project: BatchProject,
+) -> None:
+    # pytest's Cache.set truncates, then writes: a SIGTERM in between left no batch id, and
+    # the next run paid again for a new batch.
+    project.leave_two_pending()
+    path = project.batch_cache
+    first = path.read_bytes()
+    reader = project.path / "opened_before.json"
+    os.link(path, reader)
+    project.batches.release()
+
+    project.run_subprocess("--grok-batch", timeout=60).assert_outcomes(passed=3)
+
+    assert os.stat(path).st_ino != os.stat(reader).st_ino
+    assert reader.read_bytes() == first
+
+
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
 def test_a_malformed_cache_record_is_ignored_saying_so(
     project: BatchProject, corruption: str
@@ -439,8 +458,10 @@ def test_a_malformed_cache_record_is_ignored_saying_so(
     result = project.run_subprocess("--grok-batch", timeout=60)
 
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["grokeval: pytest's cache (grokeval/batch) holds a malformed "
-                                 "batch record for this run (*); ignoring it"])
+    result.stdout.fnmatch_lines([
+        "grokeval: pytest's cache (d/grokeval/batches.json) holds a malformed "
+        "batch record for this run (*); ignoring it"
+    ])
     assert project.batches.created == 2  # a new batch, nothing sent to a path out of /batches
     assert project.server.request_count == 0
 

@@ -1,22 +1,32 @@
 """What batch mode keeps between runs, in pytest's cache: per request set, each batch's id,
-the ids added to it, and the results token read up to."""
+the ids added to it, and the results token read up to.
+
+The file is replaced in one step (write_atomic), never through pytest's Cache.set, which
+truncates the file before writing: a SIGTERM or a kill in between left it empty, and the next
+run, finding no batch id, made a new batch and paid again for what the first still ran.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_grokeval.data import ChatRequest, FetchError
 from pytest_grokeval.engine.errors import FatalAPIError
+from pytest_grokeval.recordings.store import write_atomic
 
 if TYPE_CHECKING:
     import openai
 
-CACHE_KEY = "grokeval/batch"
+# pytest's cache folder for this plugin (Cache.mkdir), and the file in it.
+CACHE_DIR, CACHE_FILE = "grokeval", "batches.json"
+SHOWN = f"d/{CACHE_DIR}/{CACHE_FILE}"  # as messages name it, under .pytest_cache
 # A batch id goes into URL paths: nothing that could climb out of /batches/{id}.
 BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
@@ -24,11 +34,8 @@ BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 class Cache(Protocol):
     """pytest's `config.cache`, as far as batch mode uses it."""
 
-    def get(self, key: str, default: Any) -> Any:
-        """The value stored under `key`, or `default`."""
-
-    def set(self, key: str, value: object) -> None:
-        """Store a JSON-serialisable `value` under `key`."""
+    def mkdir(self, name: str) -> Path:
+        """The cache's folder `name`, made if missing (pytest.Cache.mkdir)."""
 
 
 @dataclass
@@ -80,7 +87,7 @@ class Stored:
         """
         if self.cache is None:
             return None
-        stored = self.cache.get(CACHE_KEY, {})
+        stored = _read(self.cache)
         entry = _entries(self.cache).get(self.key)
         data = entry.get(role) if isinstance(entry, dict) else None
         problem = record_problem(data) if data is not None else None
@@ -91,7 +98,7 @@ class Stored:
         if problem is not None:
             if not self._warned:
                 self._say(
-                    f"grokeval: pytest's cache ({CACHE_KEY}) holds a malformed batch record "
+                    f"grokeval: pytest's cache ({SHOWN}) holds a malformed batch record "
                     f"for this run ({problem}); ignoring it"
                 )
             self._warned = True
@@ -109,7 +116,7 @@ class Stored:
         roles = dict(entry) if isinstance(entry, dict) else {}
         roles.update({b.role: b.to_json() for b in batches})
         stored[self.key] = roles
-        self.cache.set(CACHE_KEY, stored)
+        _write(self.cache, stored)
 
     def drop(self, role: str) -> None:
         """Forget the batch stored for `role` (cancelled, or gone at the server)."""
@@ -118,7 +125,7 @@ class Stored:
         stored = _entries(self.cache)
         entry = stored.get(self.key)
         if isinstance(entry, dict) and entry.pop(role, None) is not None:
-            self.cache.set(CACHE_KEY, stored)
+            _write(self.cache, stored)
 
     def split(self, requests: list[ChatRequest], default: str) -> dict[str, list[ChatRequest]]:
         """`requests` by role: the stored batch that already holds one, else `default`.
@@ -164,13 +171,26 @@ class Stored:
             return
         stored = _entries(self.cache)
         if stored.pop(self.key, None) is not None:
-            self.cache.set(CACHE_KEY, stored)
+            _write(self.cache, stored)
 
 
 def _entries(cache: Cache) -> dict[str, Any]:
     """The cache value of batch mode, a mapping of request-set keys ({} when it is not one)."""
-    stored = cache.get(CACHE_KEY, {})
+    stored = _read(cache)
     return stored if isinstance(stored, dict) else {}
+
+
+def _read(cache: Cache) -> Any:
+    """The stored JSON value; {} when there is none or it does not parse (as Cache.get)."""
+    try:
+        return json.loads((cache.mkdir(CACHE_DIR) / CACHE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write(cache: Cache, value: object) -> None:
+    """Replace the stored value in one step. Raises OSError when the cache cannot be written."""
+    write_atomic(cache.mkdir(CACHE_DIR) / CACHE_FILE, json.dumps(value, indent=2))
 
 
 def record_problem(data: Any) -> str | None:
@@ -239,5 +259,5 @@ async def cancel_stored(
     finally:
         await client.close()
     if cache is not None:
-        cache.set(CACHE_KEY, {})
+        _write(cache, {})
     return cancelled, gone, malformed

@@ -6,6 +6,7 @@ Implement them in a ``conftest.py`` or a plugin, as any pytest hook.
 from __future__ import annotations
 
 import inspect
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +51,10 @@ def client_from_hook(
     hook = "pytest_grokeval_make_client"
     try:
         made = make_client(settings=settings)
-    except Exception as exc:
-        raise ClientHookError(f"{hook} raised {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # sys.exit() in a hook is a mistake too
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+        raise ClientHookError(f"{hook} raised {type(exc).__name__}: {exc}{where}") from exc
     if made is None:
         return None
     if inspect.iscoroutine(made):

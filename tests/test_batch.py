@@ -443,6 +443,43 @@ def test_the_batch_ids_are_replaced_in_one_step_never_rewritten_in_place(
     assert reader.read_bytes() == first
 
 
+def test_a_state_file_cut_short_is_named_and_a_new_batch_made(project: BatchProject) -> None:
+    project.leave_two_pending()
+    path = project.batch_cache
+    path.write_bytes(path.read_bytes()[:20])
+    project.batches.release()
+
+    result = project.run_subprocess("--grok-batch", timeout=60)
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "grokeval: pytest's cache (d/grokeval/batches.json) holds a malformed batch record for "
+        "this run (not JSON: *); ignoring it"
+    ])
+    assert project.batches.created == 2
+
+
+@pytest.mark.parametrize("flag", ["--grok-batch", "--grok-batch-cancel"])
+def test_a_cache_that_cannot_keep_batch_ids_stops_the_run_before_a_batch_is_made(
+    project: BatchProject, flag: str
+) -> None:
+    project.suite("test_many.yaml", numbered(3))
+    folder = project.path / ".pytest_cache" / "d"
+    folder.mkdir(parents=True)
+    (folder / "grokeval").write_text("a file where the folder goes")
+
+    result = project.run_subprocess(flag, timeout=60)
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.outlines
+    result.stdout.fnmatch_lines(
+        ["*grokeval: cannot keep the batch ids in pytest's cache (.pytest_cache/d/grokeval/"
+         "batches.json): *; make it writable*"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert project.batches.created == 0
+    assert project.server.request_count == 0
+
+
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
 def test_a_malformed_cache_record_is_ignored_saying_so(
     project: BatchProject, corruption: str

@@ -64,8 +64,9 @@ BAD_HOOKS = {
     "not a client": ("return 'not a client'", "returned builtins.str, not an openai.AsyncOpenAI*"),
     "raises": (
         "raise RuntimeError('proxy down')",
-        "raised RuntimeError: proxy down",
+        "raised RuntimeError: proxy down (at *conftest.py:4)",
     ),
+    "exits": ("raise SystemExit(3)", "raised SystemExit: 3 (at *conftest.py:4)"),
     "sync client": (
         "return openai.OpenAI(api_key='x', base_url=settings.base_url, max_retries=0)",
         "returned openai.OpenAI, not an openai.AsyncOpenAI*",

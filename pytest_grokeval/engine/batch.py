@@ -226,6 +226,9 @@ class BatchEngine(Engine):
             batch = found
             self._say(f"grokeval: resuming batch {batch.batch_id} ({role})")
         else:
+            # The cache must take the new id before the batch exists (BatchStop if not): else
+            # every rerun would make, and pay for, another batch.
+            self._stored.save(self.batches.values())
             name = f"grokeval-{self.key}-{role}"
             # xAI allows one batch creation per second per team.
             await asyncio.sleep(max(0.0, self._created_at + CREATE_INTERVAL - time.monotonic()))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_grokeval.data import ChatRequest, FetchError
+from pytest_grokeval.engine.batchrules import BatchStop
 from pytest_grokeval.engine.errors import FatalAPIError
 from pytest_grokeval.recordings.store import write_atomic
 
@@ -93,7 +94,9 @@ class Stored:
         problem = record_problem(data) if data is not None else None
         if entry is not None and not isinstance(entry, dict):
             problem = f"an entry of {type(entry).__name__}, not a mapping of roles"
-        if not isinstance(stored, dict):
+        if isinstance(stored, Unreadable):
+            problem = stored.reason
+        elif not isinstance(stored, dict):
             problem = f"{type(stored).__name__}, not a mapping of request sets"
         if problem is not None:
             if not self._warned:
@@ -180,17 +183,39 @@ def _entries(cache: Cache) -> dict[str, Any]:
     return stored if isinstance(stored, dict) else {}
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A state file that is not JSON (emptied or cut short by hand): why, for the message."""
+
+    reason: str
+
+
 def _read(cache: Cache) -> Any:
-    """The stored JSON value; {} when there is none or it does not parse (as Cache.get)."""
+    """The stored JSON value: {} when there is none, Unreadable when it does not parse."""
     try:
-        return json.loads((cache.mkdir(CACHE_DIR) / CACHE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = (cache.mkdir(CACHE_DIR) / CACHE_FILE).read_text(encoding="utf-8")
+    except OSError:
         return {}
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        return Unreadable(f"not JSON: {exc}")
 
 
 def _write(cache: Cache, value: object) -> None:
-    """Replace the stored value in one step. Raises OSError when the cache cannot be written."""
-    write_atomic(cache.mkdir(CACHE_DIR) / CACHE_FILE, json.dumps(value, indent=2))
+    """Replace the stored value in one step.
+
+    Raises BatchStop when it cannot: without its batch ids, a stopped run could not be
+    resumed, and its rerun would pay again for a new batch.
+    """
+    try:
+        write_atomic(cache.mkdir(CACHE_DIR) / CACHE_FILE, json.dumps(value, indent=2))
+    except OSError as exc:
+        raise BatchStop(
+            f"cannot keep the batch ids in pytest's cache (.pytest_cache/{SHOWN}): "
+            f"{exc.strerror or exc}; make it writable (batch mode needs it to resume a stopped "
+            "run without paying twice)"
+        ) from None
 
 
 def record_problem(data: Any) -> str | None:
@@ -233,10 +258,11 @@ async def cancel_stored(
     """
     import openai
 
-    stored = _entries(cache) if cache is not None else {}
+    raw = _read(cache) if cache is not None else {}
+    stored = raw if isinstance(raw, dict) else {}
     cancelled: list[str] = []
     gone: list[str] = []
-    malformed: list[str] = []
+    malformed: list[str] = [raw.reason] if isinstance(raw, Unreadable) else []
     try:
         for entry in stored.values():
             for batch in entry.values() if isinstance(entry, dict) else [entry]:

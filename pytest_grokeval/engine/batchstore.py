@@ -89,7 +89,7 @@ class Stored:
         if self.cache is None:
             return None
         stored = _read(self.cache)
-        entry = _entries(self.cache).get(self.key)
+        entry = stored.get(self.key) if isinstance(stored, dict) else None
         data = entry.get(role) if isinstance(entry, dict) else None
         problem = record_problem(data) if data is not None else None
         if entry is not None and not isinstance(entry, dict):
